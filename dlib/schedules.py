@@ -1,0 +1,199 @@
+"""Noise schedules (book chapter "forward", equations ``eq-alpha-bar`` and ``eq-snr``).
+
+Every schedule is a :class:`Schedule`: float64 tensors indexed by the timestep t = 0..T, so each
+has length T+1 and index 0 is the clean data (beta_0 = 0, alpha_0 = 1, alpha_bar_0 = 1)::
+
+    alpha_t     = 1 - beta_t                                   (eq-alpha)
+    alpha_bar_t = prod_{s=1..t} alpha_s                        (eq-alpha-bar)
+    SNR(t)      = alpha_bar_t / (1 - alpha_bar_t)              (eq-snr)
+
+Constructors: :func:`linear` (Ho et al. 2020), :func:`cosine` (Nichol & Dhariwal 2021),
+:func:`angular` (Zhang et al.: alpha_bar_t = cos^2(pi t / 2T)), :func:`from_betas`,
+:func:`from_alpha_bars`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def _as_float64(values, name: str) -> Tensor:
+    x = torch.as_tensor(values, dtype=torch.float64).detach().cpu().clone()
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A discrete variance schedule with T steps (chapter "forward", eq-alpha-bar).
+
+    Attributes:
+        betas: float64 tensor (T+1,), betas[0] = 0 and betas[t] in (0, 1) for t = 1..T.
+        name: a label for plots.
+        alphas, alpha_bars: float64 tensors (T+1,), computed from ``betas``.
+    """
+
+    betas: Tensor
+    name: str = "custom"
+    alphas: Tensor = field(init=False, repr=False)
+    alpha_bars: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        betas = _as_float64(self.betas, "betas")
+        if betas.numel() < 2:
+            raise ValueError("a schedule needs T >= 1: betas must have length T+1 >= 2")
+        if betas[0] != 0:
+            raise ValueError(f"betas[0] must be 0 (index 0 is the clean data), got {betas[0].item()}")
+        inner = betas[1:]
+        if not ((inner > 0) & (inner < 1)).all():
+            bad = int(torch.nonzero(~((inner > 0) & (inner < 1)))[0]) + 1
+            raise ValueError(f"betas must lie in (0, 1) for t = 1..T; beta_{bad} = {betas[bad].item()}")
+        object.__setattr__(self, "betas", betas)
+        object.__setattr__(self, "alphas", 1.0 - betas)
+        object.__setattr__(self, "alpha_bars", torch.cumprod(1.0 - betas, dim=0))
+
+    @property
+    def T(self) -> int:
+        """Number of diffusion steps."""
+        return self.betas.numel() - 1
+
+    def __len__(self) -> int:
+        return self.T + 1
+
+    def check_t(self, t, allow_zero: bool = False) -> Tensor:
+        """Validate integer timesteps and return them as an int64 tensor.
+
+        Args:
+            t: int or integer tensor of any shape, each entry in 1..T (0..T with ``allow_zero``).
+        Raises:
+            ValueError: when a timestep is not an integer or lies outside the range.
+        """
+        tt = torch.as_tensor(t)
+        if tt.is_floating_point() or tt.is_complex() or tt.dtype == torch.bool:
+            raise ValueError(f"timesteps must be integers, got dtype {tt.dtype}")
+        tt = tt.long()
+        lo = 0 if allow_zero else 1
+        if tt.numel() and (tt.min() < lo or tt.max() > self.T):
+            raise ValueError(
+                f"timestep t must lie in {lo}..{self.T} (T = {self.T}); got values in "
+                f"{tt.min().item()}..{tt.max().item()}"
+            )
+        return tt
+
+    def gather(self, values: Tensor, t, like: Tensor, allow_zero: bool = False) -> Tensor:
+        """``values[t]`` reshaped to broadcast against ``like`` (shape (B, 1, ..., 1)).
+
+        Args:
+            values: a (T+1,) tensor of this schedule (e.g. ``self.alpha_bars``).
+            t: int or int tensor of shape (B,) with B = like.shape[0].
+            like: the batch the result multiplies; its dtype and device are used.
+        """
+        tt = self.check_t(t, allow_zero=allow_zero)
+        if tt.ndim == 0:
+            tt = tt.expand(like.shape[0])
+        if tt.ndim != 1 or tt.shape[0] != like.shape[0]:
+            raise ValueError(
+                f"t must be a scalar or have shape (B,) with B = {like.shape[0]}, got shape {tuple(tt.shape)}"
+            )
+        out = values[tt.cpu()].to(device=like.device, dtype=like.dtype)
+        return out.reshape(-1, *([1] * (like.ndim - 1)))
+
+    def snr(self, t) -> Tensor:
+        """SNR(t) = alpha_bar_t / (1 - alpha_bar_t) (eq-snr); t in 0..T (SNR(0) = inf), float64."""
+        a = self.alpha_bars[self.check_t(t, allow_zero=True)]
+        return a / (1.0 - a)
+
+    def log_snr(self, t) -> Tensor:
+        """log SNR(t) = log alpha_bar_t - log(1 - alpha_bar_t) (eq-snr), computed stably, float64."""
+        a = self.alpha_bars[self.check_t(t, allow_zero=True)]
+        return torch.log(a) - torch.log1p(-a)
+
+    def beta_tildes(self) -> Tensor:
+        """Posterior variances beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t.
+
+        Chapter "posterior", eq-beta-tilde. float64 (T+1,), with beta_tilde_0 = 0.
+        """
+        out = torch.zeros_like(self.betas)
+        a = self.alpha_bars
+        out[1:] = (1.0 - a[:-1]) / (1.0 - a[1:]) * self.betas[1:]
+        return out
+
+    def to_dict(self) -> dict:
+        """A JSON-able description (name, T and the betas) for checkpoints and manifests."""
+        return {"name": self.name, "T": self.T, "betas": self.betas[1:].tolist()}
+
+
+def from_betas(betas, name: str = "custom") -> Schedule:
+    """A schedule from beta_1..beta_T (length T) or beta_0..beta_T (length T+1 with beta_0 = 0)."""
+    b = _as_float64(betas, "betas")
+    if b.numel() >= 1 and b[0] != 0:
+        b = torch.cat([torch.zeros(1, dtype=torch.float64), b])
+    return Schedule(b, name)
+
+
+def from_alpha_bars(alpha_bars, name: str = "custom", max_beta: float = 0.999) -> Schedule:
+    """A schedule from alpha_bar_0..alpha_bar_T (alpha_bar_0 = 1, strictly decreasing).
+
+    beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq-alpha-bar inverted), clipped at ``max_beta``
+    so that a schedule ending at alpha_bar_T = 0 stays valid.
+    """
+    a = _as_float64(alpha_bars, "alpha_bars")
+    if a.numel() < 2 or abs(a[0].item() - 1.0) > 1e-12:
+        raise ValueError("alpha_bars must have length T+1 >= 2 and start at alpha_bar_0 = 1")
+    if (a[1:] >= a[:-1]).any() or (a < 0).any():
+        raise ValueError("alpha_bars must be non-negative and strictly decreasing in t")
+    betas = torch.zeros_like(a)
+    betas[1:] = (1.0 - a[1:] / a[:-1]).clamp(max=max_beta)
+    return Schedule(betas, name)
+
+
+def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
+    """Ho et al. (2020): beta_t linear from ``beta_start`` (t=1) to ``beta_end`` (t=T).
+
+    For T other than 1000 the endpoints are used as given (no rescaling).
+    """
+    _check_T(T)
+    betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    return from_betas(betas, name=f"linear(T={T})")
+
+
+def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
+    """Nichol & Dhariwal (2021): alpha_bar_t = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2).
+
+    beta_t = 1 - alpha_bar_t/alpha_bar_{t-1} is clipped at ``max_beta`` (near t = T it would reach 1).
+    """
+    _check_T(T)
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    return from_alpha_bars(f / f[0], name=f"cosine(T={T})", max_beta=max_beta)
+
+
+def angular_eta(T: int) -> Tensor:
+    """The angles eta_t = (t / T) pi/2 for t = 0..T (Zhang et al., their eq. 9), float64 (T+1,)."""
+    _check_T(T)
+    return torch.arange(T + 1, dtype=torch.float64) / T * (math.pi / 2)
+
+
+def angular(T: int = 1000, max_beta: float = 0.999) -> Schedule:
+    """Zhang et al.: x_t = cos(eta_t) x_0 + sin(eta_t) eps, so alpha_bar_t = cos^2(eta_t).
+
+    The endpoint: at t = T the angle is pi/2 and alpha_bar_T = 0, which would need beta_T = 1
+    (outside (0, 1)). As for the cosine schedule, beta_T is clipped at ``max_beta``; the discrete
+    schedule then ends at alpha_bar_T = (1 - max_beta) alpha_bar_{T-1} > 0 instead of 0. The
+    angular sampler works with the angles (:func:`angular_eta`) and starts from eta = pi/2 exactly.
+    """
+    a = torch.cos(angular_eta(T)) ** 2
+    a[-1] = 0.0
+    return from_alpha_bars(a, name=f"angular(T={T})", max_beta=max_beta)
+
+
+def _check_T(T) -> None:
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
