@@ -197,3 +197,24 @@ def angular(T: int = 1000, max_beta: float = 0.999) -> Schedule:
 def _check_T(T) -> None:
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive int, got {T!r}")
+
+
+def data_log_snr(schedule: Schedule, x0: Tensor) -> Tensor:
+    """Per-example log SNR(x_0, t) for t = 0..T (chapter "forward", eq-snr-data).
+
+    SNR(x_0, t) = alpha_bar_t * mean(x_0^2) / (1 - alpha_bar_t): the power of the signal part of
+    x_t over the variance of its noise part, with the signal power averaged over the pixels of
+    each example (Deja et al. 2022, their eq. 10, averaged over pixels).
+
+    Args:
+        x0: data of shape (N, ...), any float dtype.
+    Returns:
+        float64 tensor (N, T+1); column 0 is +inf (no noise at t = 0).
+    """
+    if x0.ndim < 2:
+        raise ValueError(f"x0 must have shape (N, ...) with at least 2 dims, got {tuple(x0.shape)}")
+    power = x0.detach().to(device="cpu", dtype=torch.float64).flatten(1).pow(2).mean(1)
+    if (power <= 0).any():
+        raise ValueError("an example of x0 is all zeros: its SNR is 0 and its log SNR undefined")
+    t = torch.arange(schedule.T + 1)
+    return power.log()[:, None] + schedule.log_snr(t)[None, :]

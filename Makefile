@@ -1,0 +1,51 @@
+# Diffusion book: one entry point. `make book` builds the book, `make test` runs every check.
+# Both create .venv/ and install everything on first use (torch 2.13.0 when no torch is present).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+# The scale switch read by dlib.setting(): fast (CPU, CI) or full (GPU). `make book SETTING=full`.
+SETTING ?= fast
+export DLIB_SETTING := $(SETTING)
+export PYTHONHASHSEED := 0
+CHAPTERS := $(patsubst book/%.md,%,$(shell grep -l '^jupytext:' book/*.md))
+
+.PHONY: book test unit notebooks build-strict render pair clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[book,test,bench]"
+	@touch $@
+
+## The main job: execute every chapter and build the HTML book.
+book: $(VENV)/.installed
+	$(JB) build .
+	@echo "Open the book: file://$(CURDIR)/_build/html/index.html"
+
+## Every check: unit tests, nbval over every notebook, the pairing check (in the unit tests),
+## the book build with warnings as errors, and the headless-browser check of the rendered pages.
+test: $(VENV)/.installed
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory unit notebooks build-strict render && \
+	echo "make test: all checks passed in $$(( $$(date +%s) - start )) s"
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests --ignore=tests/render -q --durations=10
+
+notebooks: $(VENV)/.installed
+	$(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider --durations=0 --durations-min=5
+
+build-strict: $(VENV)/.installed
+	$(JB) build . --warningiserror --keep-going
+
+render: $(VENV)/.installed
+	$(PY) -m pytest tests/render -q
+
+## Rewrite notebooks/X.ipynb from book/X.md (the source of truth). Run after editing a chapter.
+pair: $(VENV)/.installed
+	@for c in $(CHAPTERS); do $(VENV)/bin/jupytext --update --to ipynb --output notebooks/$$c.ipynb book/$$c.md; done
+
+clean:
+	rm -rf _build
