@@ -1,0 +1,133 @@
+"""Automatic checks for the book's exercises.
+
+A reader writes a function and calls ``dlib.exercises.check("posterior-mean", my_function)``. The
+check draws a few random inputs, calls the reader's function and the book's reference (a ``dlib``
+function), and prints either a pass or the first mismatch (inputs, expected, got). It never
+raises for a wrong answer, so a chapter keeps running; it returns a :class:`Result` that is truthy
+only on a pass. A stub that raises ``NotImplementedError`` is reported as "not attempted yet".
+
+Chapters register their exercises here (:func:`register`) next to the reference they check
+against; ``tests/test_exercises.py`` proves every check passes with the worked solution printed in
+the book and fails with a wrong answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+__all__ = ["Exercise", "Result", "check", "register", "EXERCISES"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One checkable exercise: ``inputs(generator) -> dict`` of keyword arguments, and the
+    ``reference(**inputs)`` output the reader's function must reproduce (to ``rtol``/``atol``)."""
+
+    name: str
+    chapter: str
+    reference: Callable
+    inputs: Callable[[torch.Generator], dict]
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    trials: int = 5
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return self.message
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (names are unique)."""
+    if exercise.name in EXERCISES and EXERCISES[exercise.name] != exercise:
+        raise ValueError(f"an exercise named {exercise.name!r} is already registered")
+    EXERCISES[exercise.name] = exercise
+    return exercise
+
+
+def _flatten(value):
+    if isinstance(value, (tuple, list)):
+        return [y for x in value for y in _flatten(x)]
+    if isinstance(value, dict):
+        return [y for k in sorted(value) for y in _flatten(value[k])]
+    return [value]
+
+
+def _close(expected, got, rtol, atol) -> str | None:
+    """None when ``got`` matches ``expected``; otherwise a short description of the difference."""
+    exp, out = _flatten(expected), _flatten(got)
+    if len(exp) != len(out):
+        return f"expected {len(exp)} outputs, got {len(out)}"
+    for i, (e, g) in enumerate(zip(exp, out)):
+        e = torch.as_tensor(e, dtype=torch.float64)
+        try:
+            g = torch.as_tensor(g, dtype=torch.float64)
+        except Exception:
+            return f"output {i}: expected a number or tensor, got {type(g).__name__}"
+        if g.shape != e.shape and g.numel() != e.numel():
+            return f"output {i}: expected shape {tuple(e.shape)}, got {tuple(g.shape)}"
+        g = g.reshape(e.shape)
+        if not torch.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True):
+            where = int(((g - e).abs() - atol - rtol * e.abs()).flatten().argmax())
+            return (f"output {i}: mismatch at flat index {where}: expected {e.flatten()[where].item():.6g}, "
+                    f"got {g.flatten()[where].item():.6g}")
+    return None
+
+
+def _describe(inputs: dict) -> str:
+    parts = []
+    for k, v in inputs.items():
+        if torch.is_tensor(v):
+            parts.append(f"{k}=tensor{tuple(v.shape)}" if v.numel() > 4 else f"{k}={v.tolist()}")
+        else:
+            parts.append(f"{k}={v!r}" if len(repr(v)) < 40 else f"{k}=<{type(v).__name__}>")
+    return ", ".join(parts)
+
+
+def check(name: str, fn: Callable, seed: int = 0, verbose: bool = True) -> Result:
+    """Check the reader's ``fn`` against exercise ``name`` on a few random inputs.
+
+    Returns a :class:`Result` (truthy on a pass) and prints its message when ``verbose``.
+    """
+    from . import exercise_bank  # noqa: F401  (registers the book's exercises on first use)
+
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; known: {sorted(EXERCISES)}")
+    ex = EXERCISES[name]
+    gen = torch.Generator().manual_seed(seed)
+    result = None
+    for trial in range(ex.trials):
+        inputs = ex.inputs(gen)
+        expected = ex.reference(**inputs)
+        try:
+            got = fn(**{k: (v.clone() if torch.is_tensor(v) else v) for k, v in inputs.items()})
+        except NotImplementedError:
+            result = Result(name, False, f"[{name}] not attempted yet: replace `raise NotImplementedError`.")
+            break
+        except Exception as err:  # the reader's code failed: report it, keep the chapter running
+            result = Result(name, False, f"[{name}] case {trial + 1}: your function raised "
+                                         f"{type(err).__name__}: {err}\n  inputs: {_describe(inputs)}")
+            break
+        problem = _close(expected, got, ex.rtol, ex.atol)
+        if problem:
+            result = Result(name, False, f"[{name}] case {trial + 1} of {ex.trials}: {problem}\n"
+                                         f"  inputs: {_describe(inputs)}")
+            break
+    if result is None:
+        result = Result(name, True, f"[{name}] passed: {ex.trials} random cases match the book's reference.")
+    if verbose:
+        print(result.message)
+    return result
