@@ -70,7 +70,7 @@ def _close(expected, got, rtol, atol) -> str | None:
     """None when ``got`` matches ``expected``; otherwise a short description of the difference."""
     exp, out = _flatten(expected), _flatten(got)
     if len(exp) != len(out):
-        return f"expected {len(exp)} outputs, got {len(out)}"
+        return f"wrong number or shape of outputs: expected {len(exp)}, got {len(out)}"
     for i, (e, g) in enumerate(zip(exp, out)):
         e = torch.as_tensor(e, dtype=torch.float64)
         try:
