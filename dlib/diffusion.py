@@ -17,6 +17,13 @@ from .schedules import Schedule
 Tensor = torch.Tensor
 
 
+def _as_tensor(value, dtype: torch.dtype, device) -> Tensor:
+    """A tensor in ``dtype`` on ``device``; Python numbers are converted straight to ``dtype`` (no float32 detour)."""
+    if isinstance(value, Tensor):
+        return value.to(device=device, dtype=dtype)
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
 def _check_pair(x0: Tensor, other: Tensor, name: str) -> None:
     if other.shape != x0.shape:
         raise ValueError(f"{name} must have the shape of x0 {tuple(x0.shape)}, got {tuple(other.shape)}")
@@ -83,12 +90,15 @@ def normal_kl(mean1, var1, mean2, var2) -> Tensor:
     otherwise). The result has the broadcast shape and the promoted floating dtype (at least the
     default dtype).
     """
-    tensors = [torch.as_tensor(v) for v in (mean1, var1, mean2, var2)]
-    dtype = torch.get_default_dtype()
-    for v in tensors:
-        if v.is_floating_point():
-            dtype = torch.promote_types(dtype, v.dtype)
-    mean1, var1, mean2, var2 = (v.to(dtype) for v in tensors)
+    # Python numbers adopt the tensors' dtype; numpy values count as tensors
+    args = [v if isinstance(v, (int, float)) else torch.as_tensor(v) for v in (mean1, var1, mean2, var2)]
+    dtype, device = torch.get_default_dtype(), None
+    for v in args:
+        if isinstance(v, Tensor):
+            device = v.device if device is None or v.ndim > 0 else device
+            if v.is_floating_point():
+                dtype = torch.promote_types(dtype, v.dtype)
+    mean1, var1, mean2, var2 = (_as_tensor(v, dtype, device) for v in args)
     if (var1 <= 0).any() or (var2 <= 0).any():
         raise ValueError("normal_kl: variances must be > 0")
     return 0.5 * (torch.log(var2) - torch.log(var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1.0)
@@ -150,8 +160,8 @@ def discretized_gaussian_log_likelihood(x0: Tensor, mean, log_scale) -> Tensor:
         raise ValueError(f"discretized_gaussian_log_likelihood: x0 must lie in [-1, 1], got values in "
                          f"[{x0.min().item():.4g}, {x0.max().item():.4g}]")
     x = x0.to(torch.float64)
-    m = torch.as_tensor(mean, device=x0.device).to(torch.float64)
-    inv_std = torch.exp(-torch.as_tensor(log_scale, device=x0.device).to(torch.float64))
+    m = _as_tensor(mean, torch.float64, x0.device)
+    inv_std = torch.exp(-_as_tensor(log_scale, torch.float64, x0.device))
     half = 1.0 / 255.0
     lo = torch.where(x < -1 + half, torch.full_like(x, -math.inf), x - half)
     hi = torch.where(x > 1 - half, torch.full_like(x, math.inf), x + half)
@@ -165,7 +175,7 @@ def gaussian_log_likelihood(x0: Tensor, mean, variance) -> Tensor:
     Args:
         x0: (B, ...) any real values. mean, variance: broadcastable to x0, variance > 0.
     """
-    var = torch.as_tensor(variance, device=x0.device).to(x0.dtype)
+    var = _as_tensor(variance, x0.dtype, x0.device)
     if (var <= 0).any():
         raise ValueError("gaussian_log_likelihood: variance must be > 0")
     return -0.5 * (math.log(2 * math.pi) + torch.log(var) + (x0 - mean) ** 2 / var)
@@ -205,7 +215,7 @@ def vlb_term(schedule: Schedule, x0: Tensor, x_t: Tensor, t, model_mean: Tensor,
     _check_pair(x0, x_t, "x_t")
     _check_pair(x0, model_mean, "model_mean")
     tt = _batch_t(schedule, t, x0)
-    var = torch.as_tensor(model_variance, device=x0.device).to(x0.dtype)
+    var = _as_tensor(model_variance, x0.dtype, x0.device)
     if (var <= 0).any() or torch.isnan(var).any():
         raise ValueError("model_variance must be > 0")
     var = var.expand_as(x0)
@@ -255,6 +265,9 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
     batch_size = B if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if decoder == "discretized" and (x0.min() < -1 - 1e-6 or x0.max() > 1 + 1e-6):
+        raise ValueError(f"nll_bits_per_dim: 8-bit data x0 must lie in [-1, 1], got values in "
+                         f"[{x0.min().item():.4g}, {x0.max().item():.4g}]")
     scale = 1.0 / (D * math.log(2.0))
     noise_device = generator.device if generator is not None else x0.device
     terms = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
