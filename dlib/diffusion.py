@@ -111,9 +111,7 @@ def prior_kl(schedule: Schedule, x0: Tensor) -> Tensor:
     (eq-kl-gauss) are summed over the non-batch dims. x0: (B, ...). Returns (B,) in x0's dtype.
     """
     a = schedule.alpha_bars[-1].item()
-    kl = normal_kl(math.sqrt(a) * x0, torch.tensor(1.0 - a, dtype=x0.dtype), torch.zeros((), dtype=x0.dtype),
-                   torch.ones((), dtype=x0.dtype))
-    return _per_example(kl)
+    return _per_example(normal_kl(math.sqrt(a) * x0, 1.0 - a, 0.0, 1.0))
 
 
 def _per_example(values: Tensor) -> Tensor:
