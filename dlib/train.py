@@ -1,0 +1,440 @@
+"""One training loop for every diffusion target (chapters "ddpm", "objectives" and "angular").
+
+Each step draws a batch x_0, timesteps t ~ Uniform{1..T} and noise eps, forms
+x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (chapter "forward", eq-q-xt-x0) and takes
+an AdamW step on :func:`dlib.objectives.loss` -- eps, x0, score or v prediction (eq-loss-eps ...
+eq-loss-v, weighted as in eq-elbo-weights / eq-min-snr) or the joint x0+eps loss with its gradient
+term (eq-loss-joint). Around it: linear learning-rate warm-up, gradient clipping, EMA weights,
+mixed precision (bf16 autocast on CPUs with bf16 units and on CUDA, fp16 + GradScaler on older
+GPUs), a JSONL log, sample grids, atomic checkpoints and an exact ``resume``.
+
+Reproducibility: on the CPU the same config and seed give bit-identical weights, and a run that is
+interrupted and resumed ends with the same weights as one that is not: the data order is a pure
+function of (seed, epoch) (each epoch a seeded permutation), t and eps come from a seeded generator
+whose state is checkpointed, and so are the global RNG, the optimizer and the EMA.
+
+Several processes (``torchrun --nproc_per_node N -m dlib train ...``): each rank takes a slice of
+every global batch (``batch_size`` is the global batch) and DDP averages the gradients; every rank
+draws the same global t and eps and keeps its slice, so the run matches a 1-process run up to
+floating-point summation order. Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from . import checkpoint, data as datasets, objectives, schedules
+from .diffusion import q_sample
+from .nets import UNet
+from .plotting import save_grid
+from .runtime import ROOT
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CHECKPOINT_NAME = "model.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; ``TrainConfig.from_yaml("configs/mnist_eps.yaml")``.
+
+    ``model`` holds :class:`dlib.nets.UNet` arguments (``target`` is taken from ``target`` here);
+    ``schedule`` is ``{"kind": "linear"|"cosine"|"angular", "T": ..., other arguments}``;
+    ``data`` holds :func:`dlib.data.load` arguments; ``batch_size`` is the global batch.
+    ``weighting``, ``snr_gamma`` (min-SNR's gamma) and ``joint_gamma`` (weight of the gradient
+    term of the x0_eps loss) go to :func:`dlib.objectives.loss`.
+    ``precision``: ``"auto"`` (bf16 where fast: CUDA, or a CPU with AVX512-BF16/AMX; else fp32),
+    ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only, with a GradScaler). ``checkpoint_every``,
+    ``sample_every``, ``log_every``: in steps, 0 = only at the end (samples: never).
+    ``sampler``/``sample_steps``: how the periodic grids are drawn (``"ddim"``, ``"ddpm"``, ``"angular"``).
+    """
+
+    name: str = "run"
+    model: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=lambda: {"kind": "linear", "T": 1000})
+    target: str = "eps"
+    weighting: str = "simple"
+    joint_gamma: float = 0.0
+    snr_gamma: float = 5.0
+    data: dict = field(default_factory=lambda: {"name": "mnist"})
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    steps: int = 5000
+    warmup: int = 200
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    device: str = "auto"
+    checkpoint_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 50
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    n_samples: int = 64
+    seed: int = 0
+    out_dir: str | None = None
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("batch_size", "steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.sampler not in ("ddim", "ddpm", "angular"):
+            raise ValueError(f"sampler must be 'ddim', 'ddpm' or 'angular', got {self.sampler!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path) -> "TrainConfig":
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        values.setdefault("name", Path(path).stem)
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(config) -> TrainConfig:
+    """A TrainConfig from a TrainConfig, a dict, a YAML path, or a name under ``configs/``."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict(config)
+    path = Path(config)
+    if not path.is_file():
+        path = ROOT / "configs" / f"{config}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no config {config!r}: not a file and not a name in {ROOT / 'configs'}")
+    return TrainConfig.from_yaml(path)
+
+
+def make_schedule(spec: dict) -> schedules.Schedule:
+    """The schedule named by ``{"kind": ..., "T": ..., ...}`` (linear, cosine or angular)."""
+    spec = dict(spec)
+    kind = spec.pop("kind", "linear")
+    if kind not in ("linear", "cosine", "angular"):
+        raise ValueError(f"schedule kind must be linear, cosine or angular, got {kind!r}")
+    return getattr(schedules, kind)(**spec)
+
+
+def build_model(cfg: TrainConfig, image_shape) -> UNet:
+    """The UNet of a config, for images of shape (C, H, W)."""
+    c, h, _ = image_shape
+    kwargs = {"in_channels": c, "image_size": h, **cfg.model, "target": cfg.target}
+    return UNet(**kwargs)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU has bf16 matrix units (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None: plain fp32) for a precision setting on a device."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs CUDA (use 'bf16' or 'fp32' on this device)")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Indices of the global batch of step ``step`` (0-based) in an endless run of seeded epochs.
+
+    Epoch e visits the data in the order ``randperm(n)`` drawn from a generator seeded with
+    (seed, e); batches run on across epoch boundaries. A pure function of its arguments, so a
+    resumed run sees exactly the batches an uninterrupted one would.
+    """
+    positions = torch.arange(step * batch_size, (step + 1) * batch_size)
+    out = torch.empty(batch_size, dtype=torch.long)
+    for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        mask = positions // n == epoch
+        out[mask] = perm[positions[mask] % n]
+    return out
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, for every parameter and buffer."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of all parameters and buffers with their names, dtypes and shapes (to compare runs)."""
+    return checkpoint.digest(model.state_dict())
+
+
+def sample_images(model, schedule, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
+                  seed: int = 0, method: str = "rk4", progress: bool = False) -> torch.Tensor:
+    """Draw n images (n, C, H, W), float32 in [-1, 1], from a trained ``model``.
+
+    ``sampler``: ``"ddpm"`` (all T steps, chapter "ddpm", eq-ddpm-step), ``"ddim"`` (``steps``
+    steps with ``eta``, chapter "ddim", eq-ddim-step) or ``"angular"`` (``steps`` steps of the
+    angular ODE with ``method`` euler/rk2/rk4, chapter "angular", eq-angular-ode; the model's t is
+    read off ``schedule``). Seeded by ``seed``; the global random state is left as it was, so
+    drawing samples never disturbs a training run.
+    """
+    from . import samplers
+
+    if sampler not in ("ddpm", "ddim", "angular"):
+        raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'angular', got {sampler!r}")
+    dev = next(model.parameters()).device
+    shape = (n, model.in_channels, model.image_size, model.image_size)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        generator = torch.Generator(dev).manual_seed(seed)
+        was_training = model.training
+        model.eval()
+        try:
+            if sampler == "ddpm":
+                x = samplers.ddpm_sample(model, schedule, shape, target=model.target, generator=generator,
+                                         progress=progress)
+            elif sampler == "ddim":
+                x = samplers.ddim_sample(model, schedule, shape, steps, eta=eta, target=model.target,
+                                         generator=generator, progress=progress)
+            else:
+                x = samplers.angular_sample(model, shape, steps, method=method, target=model.target,
+                                            schedule=schedule, generator=generator, progress=progress)
+        finally:
+            model.train(was_training)
+    return x.float().clamp(-1.0, 1.0)
+
+
+class _Distributed:
+    """World size, rank and device of this process; sets up torch.distributed under torchrun."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "auto":
+            from .runtime import device as best
+            self.device = best()
+        else:
+            self.device = torch.device(device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", local)
+            torch.cuda.set_device(self.device)
+        self.owns_group = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.owns_group = True
+
+    def close(self):
+        if self.owns_group:
+            dist.destroy_process_group()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_data(spec: str):
+    """dlib.data.load(**spec), cached per process (tests and notebooks train several times)."""
+    return datasets.load(**json.loads(spec))
+
+
+def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float) -> torch.Tensor:
+    """Backward pass, gradient clipping (to norm ``grad_clip``; 0 = off), AdamW step; returns the norm."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:  # fp16: scale the loss, unscale the gradients before clipping
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
+
+
+def _config_differences(a: dict, b: dict) -> list[str]:
+    ignore = {"steps", "out_dir", "checkpoint_every", "sample_every", "log_every", "n_samples", "sample_steps",
+              "sampler", "device"}
+    return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines after ``step`` (written by a run that crashed after its last checkpoint)."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def train(config, out_dir=None, steps: int | None = None, resume: bool = False, progress: bool = True,
+          callback=None) -> dict:
+    """Train (or continue training) a diffusion model; the API behind ``python -m dlib train``.
+
+    Args:
+        config: a :class:`TrainConfig`, a dict, a YAML path or a config name (``"mnist_eps"``).
+        out_dir: where the checkpoint, ``log.jsonl``, ``config.yaml`` and ``samples/`` go (default:
+            the config's ``out_dir``, else ``runs/<name>``).
+        steps: total optimizer steps (overrides the config).
+        resume: continue from ``out_dir/model.train.safetensors`` when present.
+        progress: show a tqdm bar.
+        callback: called as ``callback(step, loss)`` after every step (tests use it to interrupt).
+    Returns:
+        a summary dict: steps, start_step, final_loss, images_per_s, seconds, parameters, precision,
+        device, world_size, checkpoint, weights_digest (and rank_digests under torchrun).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = load_config(config)
+    cfg = dataclasses.replace(cfg, steps=steps or cfg.steps)
+    out = Path(out_dir or cfg.out_dir or ROOT / "runs" / cfg.name)
+    env = _Distributed(cfg.device)
+    try:
+        if cfg.batch_size % env.world:
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {env.world}")
+        local_batch = cfg.batch_size // env.world
+        torch.manual_seed(cfg.seed)  # same on every rank: identical initial weights
+        image_data = _load_data(json.dumps(cfg.data, sort_keys=True))
+        images = image_data.images.to(env.device)
+        schedule = make_schedule(cfg.schedule)
+        model = build_model(cfg, image_data.shape).to(env.device)
+        ema = build_model(cfg, image_data.shape).to(env.device)
+        ema.load_state_dict(model.state_dict())
+        ema.requires_grad_(False)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        amp_dtype = resolve_precision(cfg.precision, env.device)
+        scaler = torch.amp.GradScaler(env.device.type) if amp_dtype == torch.float16 else None
+        noise = torch.Generator(env.device).manual_seed(cfg.seed + 1)
+        ckpt_path = out / CHECKPOINT_NAME
+        start = 0
+        if resume and checkpoint.train_state_path(ckpt_path).is_file():
+            stored = checkpoint.read(checkpoint.train_state_path(ckpt_path))[1]["train_config"]
+            differ = _config_differences(stored, cfg.to_dict())
+            if differ:
+                raise ValueError(f"cannot resume {out}: the config differs in {differ}")
+            start = checkpoint.restore(ckpt_path, model, ema=ema, optimizer=optimizer,
+                                       generators={"noise": noise}, scaler=scaler)["step"]
+            if start > cfg.steps:
+                raise ValueError(f"{out} holds a run at step {start}, beyond the requested {cfg.steps} steps")
+        net = model
+        if env.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+        main = env.rank == 0
+        log_path = out / "log.jsonl"
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            if start:
+                _trim_log(log_path, start)
+            elif log_path.exists():
+                log_path.unlink()
+
+        def save(step):
+            extra = {"precision": str(amp_dtype or "fp32"), "world_size": env.world, "schedule": schedule.name}
+            checkpoint.save(ckpt_path, model, ema=ema, optimizer=optimizer, step=step, config=cfg.to_dict(),
+                            data=image_data.describe(), extra=extra, generators={"noise": noise}, scaler=scaler)
+
+        model.train()
+        bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), desc=cfg.name)
+        t_begin = tick = time.perf_counter()
+        loss_sum, loss_count, rate, last_loss = torch.zeros((), device=env.device), 0, float("nan"), float("nan")
+        step = start
+        while step < cfg.steps:
+            idx = batch_indices(step, len(images), cfg.batch_size, cfg.seed)
+            sl = slice(env.rank * local_batch, (env.rank + 1) * local_batch)
+            t = torch.randint(1, schedule.T + 1, (cfg.batch_size,), generator=noise, device=env.device)[sl]
+            eps = torch.randn((cfg.batch_size, *images.shape[1:]), generator=noise, device=env.device)[sl]
+            x0 = images[idx[sl].to(env.device)]
+            x_t = q_sample(schedule, x0, t, eps)
+            with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                output = net(x_t, t)
+            loss = objectives.loss(schedule, output.float(), x0, eps, t, target=cfg.target,
+                                   weighting=cfg.weighting, gamma=cfg.snr_gamma, joint_gamma=cfg.joint_gamma)
+            lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            grad_norm = _optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
+            step += 1
+            update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            loss_sum += loss.detach()
+            loss_count += 1
+            if callback is not None:
+                callback(step, loss)
+            if step % max(cfg.log_every, 1) == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                mean_loss = loss_sum / loss_count
+                if env.world > 1:  # the loss of the global batch, as a 1-process run would log it
+                    dist.all_reduce(mean_loss)
+                    mean_loss /= env.world
+                last_loss = mean_loss.item()
+                rate = loss_count * cfg.batch_size / (now - tick)
+                if main:
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps({"step": step, "loss": last_loss, "images_per_s": rate, "lr": lr,
+                                            "grad_norm": float(grad_norm)}) + "\n")
+                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:.0f}")
+                loss_sum.zero_()
+                loss_count, tick = 0, now
+            bar.update(1)
+            if main and (step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
+                save(step)
+            if main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                grid = sample_images(ema, schedule, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed)
+                save_grid(grid, out / "samples" / f"step_{step:06d}.png", nrow=int(math.sqrt(cfg.n_samples)) or 1)
+        bar.close()
+        seconds = time.perf_counter() - t_begin
+        summary = {"name": cfg.name, "steps": cfg.steps, "start_step": start, "final_loss": last_loss,
+                   "images_per_s": (cfg.steps - start) * cfg.batch_size / seconds if step > start else rate,
+                   "seconds": seconds, "parameters": model.num_parameters(), "precision": str(amp_dtype or "fp32"),
+                   "device": str(env.device), "world_size": env.world, "checkpoint": str(ckpt_path),
+                   "out_dir": str(out), "weights_digest": weights_digest(model)}
+        if env.world > 1:
+            digests = [None] * env.world
+            dist.all_gather_object(digests, summary["weights_digest"])
+            summary["rank_digests"] = digests
+        if main:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    finally:
+        env.close()
+
+
+def load_or_train(name_or_config, steps: int | None = None, out_dir=None, device=None, progress: bool = True,
+                  ema: bool = True):
+    """The model of a config: the committed checkpoint when there is one, else trained here.
+
+    Looks for ``checkpoints/<name>/model.safetensors`` (committed with the book), then for a
+    finished run in ``out_dir`` (default ``runs/<name>``) with at least ``steps`` steps; otherwise
+    trains (resuming a partial run) and loads the result. Returns (model in eval mode, info).
+    """
+    cfg = load_config(name_or_config)
+    published = ROOT / "checkpoints" / cfg.name / CHECKPOINT_NAME
+    if published.is_file():
+        return checkpoint.load(published, device=device, ema=ema)
+    out = Path(out_dir or cfg.out_dir or ROOT / "runs" / cfg.name)
+    want = steps or cfg.steps
+    local = out / CHECKPOINT_NAME
+    if not (local.is_file() and checkpoint.load(local)[1]["step"] >= want):
+        train(cfg, out, steps=want, resume=True, progress=progress)
+    return checkpoint.load(local, device=device, ema=ema)
