@@ -11,13 +11,6 @@ from scipy import linalg
 from dlib.langevin import annealed_langevin, langevin
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread is as fast as several and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 MU = torch.tensor([0.5, -1.0], dtype=torch.float64)

@@ -10,13 +10,6 @@ from dlib import objectives as ob
 TARGETS4 = ("eps", "x0", "score", "v")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add contention on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _batch(T=100, B=16, shape=(3, 4, 4), seed=0):

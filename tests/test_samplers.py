@@ -9,13 +9,6 @@ from dlib import exact, schedules
 from dlib import samplers as sp
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small tensors: intra-op threads only add contention on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 GAUSS = exact.GaussianMixture([1.0], [[0.8, -0.4]], [[0.3, 0.05]])

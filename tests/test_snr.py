@@ -1,5 +1,4 @@
 """The data-dependent SNR of chapter "forward" (eq-snr) against a Monte Carlo estimate."""
-import math
 
 import pytest
 import torch

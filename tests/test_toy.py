@@ -8,13 +8,6 @@ import torch
 from dlib.toy import ToyScoreMLP, train_dsm
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread is as fast as several and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 S2 = 0.25                                  # data ~ N(0, S2 I) in 2-D
