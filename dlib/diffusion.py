@@ -105,7 +105,7 @@ def normal_kl(mean1, var1, mean2, var2) -> Tensor:
 
 
 def prior_kl(schedule: Schedule, x0: Tensor) -> Tensor:
-    """L_T = KL(q(x_T | x_0) || N(0, I)) per example, in nats (chapter "elbo", eq-LT).
+    """L_T = KL(q(x_T | x_0) || N(0, I)) per example, in nats (chapter "elbo", eq-prior-term).
 
     q(x_T | x_0) = N(sqrt(alpha_bar_T) x_0, (1 - alpha_bar_T) I) (eq-q-xt-x0); the elementwise KLs
     (eq-kl-gauss) are summed over the non-batch dims. x0: (B, ...). Returns (B,) in x0's dtype.
@@ -136,7 +136,7 @@ def _log_normal_mass(lo: Tensor, hi: Tensor) -> Tensor:
 
 
 def discretized_gaussian_log_likelihood(x0: Tensor, mean, log_scale) -> Tensor:
-    """log P(x0) under a Gaussian discretized to the 256 levels of 8-bit data (chapter "elbo", eq-L0).
+    """log P(x0) under a Gaussian discretized to the 256 levels of 8-bit data (chapter "elbo", eq-decoder-term).
 
     The levels are x = k / 127.5 - 1 (k = 0..255) and each owns the bin [x - 1/255, x + 1/255]:
 
@@ -168,7 +168,7 @@ def discretized_gaussian_log_likelihood(x0: Tensor, mean, log_scale) -> Tensor:
 
 
 def gaussian_log_likelihood(x0: Tensor, mean, variance) -> Tensor:
-    """Elementwise log N(x0; mean, variance) in nats: the continuous decoder of eq-L0 (chapter "elbo").
+    """Elementwise log N(x0; mean, variance) in nats: the continuous decoder of eq-decoder-term (chapter "elbo").
 
     Args:
         x0: (B, ...) any real values. mean, variance: broadcastable to x0, variance > 0.
@@ -192,10 +192,10 @@ def _batch_t(schedule: Schedule, t, x0: Tensor) -> Tensor:
 
 def vlb_term(schedule: Schedule, x0: Tensor, x_t: Tensor, t, model_mean: Tensor, model_variance,
              decoder: str = "discretized") -> Tensor:
-    """One term of the bound per example, in nats (chapter "elbo", eq-Lt and eq-L0).
+    """One term of the bound per example, in nats (chapter "elbo", eq-kl-term and eq-decoder-term).
 
-    For t >= 2:  L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || N(model_mean, model_variance))   (eq-Lt, eq-kl-gauss),
-    summed over the non-batch dims. For t = 1:  L_0 = -log p(x_0 | x_1)   (eq-L0), where p(x_0 | x_1) is
+    For t >= 2:  L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || N(model_mean, model_variance))   (eq-kl-term, eq-kl-gauss),
+    summed over the non-batch dims. For t = 1:  L_0 = -log p(x_0 | x_1)   (eq-decoder-term), where p(x_0 | x_1) is
     the discretized Gaussian of :func:`discretized_gaussian_log_likelihood` with
     log_scale = 0.5 log(model_variance) (``decoder="discretized"``, 8-bit data in [-1, 1]) or the
     continuous density N(x_0; model_mean, model_variance) (``decoder="gaussian"``).

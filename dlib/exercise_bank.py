@@ -98,3 +98,6 @@ register(Exercise(
 
 # Chapter "scores": registered in their own module.
 from . import exercises_scores  # noqa: E402,F401
+
+# Chapter "objectives": registered in their own module.
+from . import exercises_objectives  # noqa: E402,F401

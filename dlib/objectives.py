@@ -216,7 +216,7 @@ def elbo_weight(s: Schedule, t, target: str, variance: str = "beta_tilde") -> Te
     """Weights w_t that turn a target's per-dimension MSE into the bound's term (eq-elbo-weights).
 
     With both reverse and posterior Gaussians sharing the variance sigma_t^2, the KL term is
-    (chapter "elbo", eq-Lt, eq-kl-gauss; chapter "posterior", eq-posterior-mean)
+    (chapter "elbo", eq-kl-term, eq-kl-gauss; chapter "posterior", eq-posterior-mean)
 
         L_{t-1} = ||mu_tilde - mu_theta||^2 / (2 sigma_t^2) = c_t^2 / (2 sigma_t^2) ||x0 - x0_hat||^2,
         c_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t).
@@ -232,7 +232,7 @@ def elbo_weight(s: Schedule, t, target: str, variance: str = "beta_tilde") -> Te
 
     sigma_t^2: ``"beta_tilde"`` (eq-beta-tilde) for t >= 2 and beta_1 at t = 1, where
     beta_tilde_1 = 0; there c_1 = 1 and w_x0 ||x0 - x0_hat||^2 is the Gaussian decoder term L_0
-    with variance beta_1 up to a constant (eq-L0). ``"beta"``: sigma_t^2 = beta_t for every t.
+    with variance beta_1 up to a constant (eq-decoder-term). ``"beta"``: sigma_t^2 = beta_t for every t.
 
     Args:
         t: int or int64 tensor (B,) in 1..T. target: "eps", "x0", "score" or "v".
@@ -288,7 +288,7 @@ def loss_per_example(s: Schedule, output, x0: Tensor, eps: Tensor, t, target: st
     ("simple"), :func:`elbo_weight` ("elbo", eq-elbo-weights; ``variance`` picks sigma_t^2) or
     :func:`min_snr_weight` ("min_snr", eq-min-snr, with ``gamma``).
 
-    For "x0_eps" the joint loss of Zhang et al. (their eq. 12; chapter "angular", eq-loss-joint),
+    For "x0_eps" the joint loss of Zhang et al. (their eq. 12; chapter "objectives", eq-loss-joint),
     with mean squared errors where the paper writes norms:
 
         mse(x0_hat, x0) + mse(eps_hat, eps) + joint_gamma * mse(xdot_hat, xdot),

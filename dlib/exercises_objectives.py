@@ -1,0 +1,75 @@
+"""Exercises of chapter "objectives", registered with :mod:`dlib.exercises`.
+
+Loaded by :mod:`dlib.exercise_bank` (``from . import exercises_objectives``). Every reference is a
+``dlib.objectives`` function: the conversion eps_from_x0 (eq-eps-from-x0), the v target (eq-v), the
+bound's weight on the eps error (eq-loss-eps, eq-elbo-weights) and the min-SNR weight of the v loss
+(eq-min-snr).
+"""
+from __future__ import annotations
+
+import torch
+
+from . import diffusion, objectives, schedules
+from .exercises import Exercise, register
+
+
+def _schedule(gen: torch.Generator) -> schedules.Schedule:
+    T = int(torch.randint(5, 60, (1,), generator=gen))
+    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
+
+
+def _images(gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+
+
+def _eps_from_x0_inputs(gen: torch.Generator) -> dict:
+    s = _schedule(gen)
+    t = torch.randint(1, s.T + 1, (3,), generator=gen)
+    x_t = diffusion.q_sample(s, _images(gen), t, torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64))
+    # an x0 prediction that is not the x0 which made x_t, as a network's would be
+    return {"schedule": s, "x_t": x_t, "t": t, "x0": _images(gen)}
+
+
+register(Exercise(
+    name="eps-from-x0", chapter="objectives",
+    reference=lambda schedule, x_t, t, x0: objectives.eps_from_x0(schedule, x_t, t, x0),
+    inputs=_eps_from_x0_inputs,
+))
+
+
+def _v_inputs(gen: torch.Generator) -> dict:
+    s = _schedule(gen)
+    return {"schedule": s, "x0": _images(gen), "eps": torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64),
+            "t": torch.randint(1, s.T + 1, (3,), generator=gen)}
+
+
+register(Exercise(
+    name="v-target", chapter="objectives",
+    reference=lambda schedule, x0, eps, t: objectives.v_from_x0_eps(schedule, x0, eps, t),
+    inputs=_v_inputs,
+))
+
+
+def _weight_inputs(gen: torch.Generator) -> dict:
+    s = _schedule(gen)
+    return {"schedule": s, "t": torch.randint(2, s.T + 1, (4,), generator=gen)}
+
+
+register(Exercise(
+    name="elbo-weight-eps", chapter="objectives",
+    reference=lambda schedule, t: objectives.elbo_weight(schedule, t, "eps", variance="beta_tilde"),
+    inputs=_weight_inputs,
+))
+
+
+def _min_snr_inputs(gen: torch.Generator) -> dict:
+    s = _schedule(gen)
+    return {"schedule": s, "t": torch.randint(1, s.T + 1, (4,), generator=gen),
+            "gamma": float(0.5 + 9.5 * torch.rand(1, generator=gen))}
+
+
+register(Exercise(
+    name="min-snr-v", chapter="objectives",
+    reference=lambda schedule, t, gamma: objectives.min_snr_weight(schedule, t, "v", gamma=gamma),
+    inputs=_min_snr_inputs,
+))
