@@ -1,0 +1,123 @@
+"""Publish a training run as a committed checkpoint with its provenance.
+
+    python tools/publish_checkpoint.py runs/mnist_eps mnist_eps --ddim-samples 1000 --ddpm-samples 200
+
+Copies the run's EMA weights (model.safetensors), config and log into checkpoints/<name>/, draws
+samples with DDIM-50 and DDPM-1000, measures them with dlib.metrics (classifier-FID, classifier-IS,
+precision, recall against the offline MNIST digits), saves a sample grid, and writes
+manifest.json: command, config, git commit, data, steps, wall time, hardware, final loss, metrics.
+The training state (*.train.safetensors, optimizer and RNG) stays in the run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dlib import checkpoint, metrics, plotting, samplers, train  # noqa: E402
+
+METRICS = ("classifier-fid", "classifier-is", "precision", "recall")
+
+
+def _git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "dlib", "configs"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
+
+
+def _hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
+
+
+def _measure(model, schedule, sampler: str, n: int, seed: int, batch: int = 250) -> tuple[torch.Tensor, dict, float]:
+    start, parts = time.time(), []
+    for i in range(0, n, batch):
+        shape = (min(batch, n - i), *model_shape(model))
+        with torch.no_grad():
+            if sampler == "ddim50":
+                x = samplers.ddim_sample(model, schedule, shape, steps=50, target=model.target, seed=seed + i)
+            else:
+                x = samplers.ddpm_sample(model, schedule, shape, target=model.target, seed=seed + i)
+        parts.append(x.clamp(-1, 1).float())
+    samples = torch.cat(parts)
+    return samples, metrics.evaluate(samples, METRICS), time.time() - start
+
+
+def model_shape(model) -> tuple:
+    return (model.config["in_channels"], model.config["image_size"], model.config["image_size"])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("name")
+    p.add_argument("--ddim-samples", type=int, default=1000)
+    p.add_argument("--ddpm-samples", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    out = ROOT / "checkpoints" / args.name
+    out.mkdir(parents=True, exist_ok=True)
+
+    weights = args.run_dir / "model.safetensors"
+    model, info = checkpoint.load(weights)
+    cfg = train.load_config(info["train_config"])
+    schedule = train.make_schedule(cfg.schedule)
+    shutil.copy2(weights, out / "model.safetensors")
+    shutil.copy2(args.run_dir / "config.yaml", out / "config.yaml")
+    log = [json.loads(l) for l in (args.run_dir / "log.jsonl").read_text().splitlines() if l.strip()]
+    log = [r for r in log if r["step"] <= info["step"]]
+    (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+
+    results = {}
+    for sampler, n in (("ddim50", args.ddim_samples), ("ddpm1000", args.ddpm_samples)):
+        if n <= 0:
+            continue
+        samples, scores, seconds = _measure(model, schedule, sampler, n, args.seed)
+        results[sampler] = {**{k: v for k, v in scores.items() if not isinstance(v, torch.Tensor)},
+                            "sampling_seconds": round(seconds, 1)}
+        plotting.save_grid(samples[:64], out / f"samples_{sampler}.png", nrow=8)
+        print(sampler, json.dumps(results[sampler], indent=1))
+
+    wall = (args.run_dir / "model.safetensors").stat().st_mtime - (args.run_dir / "config.yaml").stat().st_mtime
+    manifest = {
+        "name": args.name,
+        "command": f"python -m dlib train {cfg.name and 'configs/' + cfg.name + '.yaml'} --out {args.run_dir}",
+        "publish_command": " ".join(["python", "tools/publish_checkpoint.py", *sys.argv[1:]]),
+        "git_commit": _git_commit(),
+        "config": info["train_config"],
+        "data": info["data"],
+        "steps": info["step"],
+        "planned_steps": cfg.steps,
+        "images_seen": info["step"] * cfg.batch_size,
+        "wall_time_minutes": round(wall / 60, 1),
+        "wall_time_note": "from the run's config.yaml write to this checkpoint's write, on a machine shared with other jobs",
+        "hardware": _hardware(),
+        "precision": info.get("extra", {}).get("precision"),
+        "final_loss": log[-1]["loss"] if log else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "metrics": results,
+        "metrics_note": "classifier-FID/IS use dlib's MNIST classifier (checkpoints/mnist_classifier), not Inception",
+        "weights_sha256": info.get("sha256") or checkpoint.read(weights)[1].get("sha256"),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
