@@ -16,7 +16,6 @@ as everywhere in the book.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -33,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
+from .checkpoint import digest
 from .runtime import ROOT, describe, seed_everything
 
 FORMAT = "dlib-mnist-classifier-1"
@@ -178,15 +178,6 @@ def _git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def _digest(state: dict) -> str:
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def train_classifier(config=None, out_dir=None, command: str | None = None, progress: bool = True) -> dict:
     """Train the classifier on the MNIST train split and write it to ``out_dir``; return the manifest.
 
@@ -255,7 +246,7 @@ def train_classifier(config=None, out_dir=None, command: str | None = None, prog
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     final_window = losses[-cfg["log_every"]:]
     meta = {"format": FORMAT, "model_config": model.config, "test_accuracy": test_accuracy,
-            "data": test.describe(), "sha256": _digest(state)}
+            "data": test.describe(), "sha256": digest(state)}
     (out / "model.safetensors").write_bytes(save(state, metadata={k: json.dumps(v) for k, v in meta.items()}))
     if isinstance(config, (str, Path)):  # keep the file as written, comments included
         shutil.copyfile(config, out / "config.yaml")
@@ -324,7 +315,7 @@ def load_classifier(path=None, device=None) -> MNISTClassifier:
         if tuple(tensors[key].shape) != tuple(value.shape):
             raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
                              f"the network expects {tuple(value.shape)}")
-    if "sha256" in meta and json.loads(meta["sha256"]) != _digest(tensors):
+    if "sha256" in meta and json.loads(meta["sha256"]) != digest(tensors):
         raise ValueError(f"{path}: the weights do not match their recorded sha256 (corrupt or edited file)")
     model.load_state_dict(tensors)
     model.eval().requires_grad_(False)
