@@ -69,7 +69,7 @@ def test_load_classifier_errors(tmp_path, model):
         clf.load_classifier(tmp_path / "missing.safetensors")
     state = dict(model.state_dict())
     state["head.bias"] = state["head.bias"] + 1.0
-    save_file(state, str(tmp_path / "edited.safetensors"), metadata={**meta, "sha256": json.dumps(clf._digest(
+    save_file(state, str(tmp_path / "edited.safetensors"), metadata={**meta, "sha256": json.dumps(clf.digest(
         model.state_dict()))})
     with pytest.raises(ValueError, match="sha256"):
         clf.load_classifier(tmp_path / "edited.safetensors")
