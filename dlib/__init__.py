@@ -15,6 +15,8 @@ One module per concept (d2l style: chapters explain, the package keeps what late
 ``nets``           the time-conditioned U-Net and the denoising auto-encoder
 ``train``          the training loop, EMA, mixed precision, resumable runs
 ``checkpoint``     safetensors checkpoints: atomic writes, strict pickle-free loading
+``classifier``     the small MNIST classifier behind the classifier-based metrics
+``metrics``        classifier-FID/KID/IS, precision/recall, MAE, MS-SSIM; Inception FID on Colab
 ``data``           datasets scaled to [-1, 1], offline fallbacks, 2-D toy sets
 ``plotting``       image grids shared by chapters and training
 ``exercises``      automatic checks for the chapters' exercises
