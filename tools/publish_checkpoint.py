@@ -69,6 +69,9 @@ def main() -> int:
     p.add_argument("--ddim-samples", type=int, default=1000)
     p.add_argument("--ddpm-samples", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--wall-minutes", type=float, default=None,
+                   help="training wall time when the run had several segments (default: file times)")
+    p.add_argument("--note", default="", help="a sentence on how the run went (segments, threads, sharing)")
     args = p.parse_args()
     out = ROOT / "checkpoints" / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +97,7 @@ def main() -> int:
         print(sampler, json.dumps(results[sampler], indent=1))
 
     wall = (args.run_dir / "model.safetensors").stat().st_mtime - (args.run_dir / "config.yaml").stat().st_mtime
+    wall = args.wall_minutes * 60 if args.wall_minutes is not None else wall
     manifest = {
         "name": args.name,
         "command": f"python -m dlib train {cfg.name and 'configs/' + cfg.name + '.yaml'} --out {args.run_dir}",
@@ -105,7 +109,7 @@ def main() -> int:
         "planned_steps": cfg.steps,
         "images_seen": info["step"] * cfg.batch_size,
         "wall_time_minutes": round(wall / 60, 1),
-        "wall_time_note": "from the run's config.yaml write to this checkpoint's write, on a machine shared with other jobs",
+        "wall_time_note": args.note or "from the run's config.yaml write to this checkpoint's write",
         "hardware": _hardware(),
         "precision": info.get("extra", {}).get("precision"),
         "final_loss": log[-1]["loss"] if log else None,
