@@ -9,17 +9,13 @@ from __future__ import annotations
 import torch
 
 from . import diffusion, gaussian_chain, schedules
-from .exercises import Exercise, register
-
-
-def _schedule(gen: torch.Generator) -> schedules.Schedule:
-    T = int(torch.randint(5, 60, (1,), generator=gen))
-    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
+from .exercises import Exercise, random_images, register
+from .exercises import random_schedule as _schedule
 
 
 def _posterior_inputs(gen: torch.Generator) -> dict:
     s = _schedule(gen)
-    x0 = torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+    x0 = random_images(gen)
     t = torch.randint(1, s.T + 1, (3,), generator=gen)
     x_t = diffusion.q_sample(s, x0, t, torch.randn(x0.shape, generator=gen, dtype=torch.float64))
     return {"schedule": s, "x0": x0, "x_t": x_t, "t": t}
@@ -56,7 +52,7 @@ register(Exercise(
 
 # Chapter "elbo" ----------------------------------------------------------------------------
 def _prior_kl_inputs(gen: torch.Generator) -> dict:
-    return {"schedule": _schedule(gen), "x0": torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1}
+    return {"schedule": _schedule(gen), "x0": random_images(gen)}
 
 
 register(Exercise(

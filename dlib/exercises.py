@@ -50,6 +50,19 @@ class Result:
 EXERCISES: dict[str, Exercise] = {}
 
 
+def random_schedule(gen: torch.Generator):
+    """A random short schedule for a check: linear (beta 1e-3..0.2) or cosine, T in 5..59."""
+    from . import schedules
+
+    T = int(torch.randint(5, 60, (1,), generator=gen))
+    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
+
+
+def random_images(gen: torch.Generator, shape=(3, 1, 4, 4)) -> torch.Tensor:
+    """Random float64 "images" in [-1, 1] of the given shape, for a check."""
+    return torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1
+
+
 def register(exercise: Exercise) -> Exercise:
     """Add an exercise to the registry (names are unique)."""
     if exercise.name in EXERCISES and EXERCISES[exercise.name] != exercise:

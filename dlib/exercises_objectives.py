@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from . import diffusion, objectives, schedules
+from . import diffusion, objectives
 from .exercises import Exercise, register
-
-
-def _schedule(gen: torch.Generator) -> schedules.Schedule:
-    T = int(torch.randint(5, 60, (1,), generator=gen))
-    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
-
-
-def _images(gen: torch.Generator) -> torch.Tensor:
-    return torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+from .exercises import random_images as _images
+from .exercises import random_schedule as _schedule
 
 
 def _eps_from_x0_inputs(gen: torch.Generator) -> dict:
