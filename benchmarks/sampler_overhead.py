@@ -37,22 +37,27 @@ def dlib_ddim(shape, T, steps, seed):
     return lambda: samplers.ddim_sample(trivial_model, s, shape, steps, eta=0.0, seed=seed, progress=False)
 
 
-def diffusers_ddpm(shape, T, seed):
-    from diffusers import DDPMScheduler
-
-    sched = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
-                          variance_type="fixed_small")
-    sched.set_timesteps(T)
+def diffusers_loop(sched, shape, seed, **step_kwargs):
+    """A closure running ``sched``'s full timestep loop on the trivial model."""
 
     def run():
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(shape, generator=g)
         with torch.no_grad():
             for t in sched.timesteps:
-                x = sched.step(trivial_model(x, t), t, x, generator=g).prev_sample
+                x = sched.step(trivial_model(x, t), t, x, generator=g, **step_kwargs).prev_sample
         return x
 
     return run
+
+
+def diffusers_ddpm(shape, T, seed):
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                          variance_type="fixed_small")
+    sched.set_timesteps(T)
+    return diffusers_loop(sched, shape, seed)
 
 
 def diffusers_ddim(shape, T, steps, seed):
@@ -60,16 +65,7 @@ def diffusers_ddim(shape, T, steps, seed):
 
     sched = DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False)
     sched.set_timesteps(steps)
-
-    def run():
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randn(shape, generator=g)
-        with torch.no_grad():
-            for t in sched.timesteps:
-                x = sched.step(trivial_model(x, t), t, x, eta=0.0, generator=g).prev_sample
-        return x
-
-    return run
+    return diffusers_loop(sched, shape, seed, eta=0.0)
 
 
 def unet_forward_seconds(batch: int, repeats: int) -> tuple[float, str]:
