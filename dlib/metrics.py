@@ -16,25 +16,26 @@ Classifier-FID numbers are comparable with each other (same classifier, same ref
 sample count), never with published Inception FIDs. Paired metrics for reconstructions:
 :func:`mae` and :func:`ms_ssim`. Everything takes images (N, 1, 28, 28) in [-1, 1].
 
-Sources: FID, Heusel et al. 2017 (GANs trained by a two time-scale update rule...); KID,
-Binkowski et al. 2018 (Demystifying MMD GANs); IS, Salimans et al. 2016 (Improved techniques for
-training GANs); precision/recall, Kynkaanniemi et al. 2019 (Improved precision and recall metric
-for assessing generative models); MS-SSIM, Wang, Simoncelli and Bovik 2003.
+This module is the front door: it checks images, runs the classifier and hands its features to
+the statistics of :mod:`dlib.feature_metrics` (FID, KID, IS, precision/recall, with their
+sources); :mod:`dlib.inception` holds the Inception-v3 path. Every public name of both is
+importable from here. MS-SSIM: Wang, Simoncelli and Bovik 2003.
 """
 from __future__ import annotations
 
-import importlib.util
-import warnings
 from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import inception
 from .classifier import DEFAULT_PATH, IMAGE_SHAPE, load_classifier
+from .feature_metrics import (  # noqa: F401  (re-exported: dlib.metrics.frechet_distance, ...)
+    _GivenFeatures, frechet_distance, inception_score, kernel_distance, knn_radii, precision_recall)
+from .inception import INCEPTION_METRICS, MetricUnavailable, inception_metrics, inception_missing  # noqa: F401
 
 CLASSIFIER_METRICS = ("classifier-fid", "classifier-kid", "classifier-is", "precision", "recall")
-INCEPTION_METRICS = ("fid", "kid", "is")
 METRICS = CLASSIFIER_METRICS + INCEPTION_METRICS
 DEFAULT_METRICS = CLASSIFIER_METRICS
 DEFAULT_N_REFERENCE = 10_000  # named references are capped at this many images unless n_reference says otherwise
@@ -43,10 +44,6 @@ RANGE_TOLERANCE = 1e-3  # values up to this far outside [-1, 1] are rounding, an
 # renormalised to sum to 1, and a 7x7 Gaussian window of std 0.8 (see ms_ssim).
 MS_SSIM_BETAS = tuple(b / 0.6305 for b in (0.0448, 0.2856, 0.3001))
 MS_SSIM_KERNEL_SIZE, MS_SSIM_SIGMA = 7, 0.8
-
-
-class MetricUnavailable(ValueError):
-    """A metric that cannot be computed here (Inception metrics offline); the message names the alternative."""
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -85,12 +82,6 @@ def check_images(images, name: str = "samples", shape: tuple | None = IMAGE_SHAP
     return images.clamp(-1.0, 1.0)
 
 
-def _check_features(real: torch.Tensor, fake: torch.Tensor) -> None:
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"features must be (N, d) and (M, d) with the same d, got {tuple(real.shape)} "
-                         f"and {tuple(fake.shape)}")
-
-
 # ---------------------------------------------------------------------------------------------- features
 
 class ClassifierFeatures(nn.Module):
@@ -120,17 +111,6 @@ class ClassifierFeatures(nn.Module):
         x = x.to(next(self.classifier.parameters()).dtype)
         out = self.classifier.features(x) if self.output == "features" else self.classifier(x)
         return out.float()
-
-
-class _GivenFeatures(nn.Module):
-    """Identity 'extractor': lets torchmetrics' FID/KID consume features computed once beforehand."""
-
-    def __init__(self, num_features: int):
-        super().__init__()
-        self.num_features = int(num_features)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features
 
 
 @lru_cache(maxsize=4)
@@ -163,120 +143,6 @@ def classifier_outputs(images, classifier: nn.Module | None = None, batch_size: 
         features.append(f.float().cpu())
         logits.append(classifier.logits_from_features(f).float().cpu())  # = classifier(x) in eval mode
     return torch.cat(features), torch.cat(logits)
-
-
-# ---------------------------------------------------------------------------------------------- FID, KID, IS
-
-def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, d) and (M, d), N, M >= 2.
-
-    FID = |mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2)), with sample means mu and unbiased
-    covariances S; computed by torchmetrics' FrechetInceptionDistance in float64 on the CPU. With the
-    classifier's embeddings this is **classifier-FID** (not Inception FID).
-    """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    _check_features(real_features, fake_features)
-    metric = FrechetInceptionDistance(feature=_GivenFeatures(real_features.shape[1]))
-    metric.update(real_features.detach().cpu().double(), real=True)
-    metric.update(fake_features.detach().cpu().double(), real=False)
-    return float(metric.compute())
-
-
-def kernel_distance(real_features: torch.Tensor, fake_features: torch.Tensor, subsets: int = 100,
-                    subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Kernel distance (KID): unbiased squared MMD with k(a, b) = (a.b / d + 1)^3, averaged over subsets.
-
-    For subsets r_1..r_m and f_1..f_m of the two feature sets (N, d) and (M, d):
-    KID = [sum_{i != j} k(r_i, r_j) + k(f_i, f_j)] / (m (m - 1)) - 2 sum_{i, j} k(r_i, f_j) / m^2.
-    Each of ``subsets`` rounds draws ``min(subset_size, N, M)`` rows of each set without replacement
-    (torchmetrics' KernelInceptionDistance, seeded by ``seed``, float64 on the CPU). Returns
-    ``(mean, std)`` over the rounds. With the classifier's embeddings this is **classifier-KID**.
-    The estimator is unbiased, so values near 0 may be slightly negative.
-    """
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    _check_features(real_features, fake_features)
-    size = min(subset_size, len(real_features), len(fake_features))
-    if size < 2:
-        raise ValueError("KID needs at least 2 real and 2 fake feature vectors")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = KernelInceptionDistance(feature=_GivenFeatures(real_features.shape[1]), subsets=subsets,
-                                         subset_size=size)
-    metric.update(real_features.detach().cpu().double(), real=True)
-    metric.update(fake_features.detach().cpu().double(), real=False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        mean, std = metric.compute()
-    return float(mean), float(std)
-
-
-def inception_score(logits: torch.Tensor, splits: int = 1) -> tuple[float, float]:
-    """Inception score exp(E_x KL(p(y|x) || p(y))) from logits (N, K); ``(mean, std)`` over splits.
-
-    p(y|x) = softmax(logits); p(y) is the mean of p(y|x) over the split. The N rows are cut into
-    ``splits`` consecutive chunks (the usual report uses 10; 1 uses the whole set, the least
-    biased for small N). 1 <= IS <= K: K when every prediction is confident and the classes are
-    balanced, 1 when every image gets the same distribution. With the classifier: **classifier-IS**.
-    """
-    if logits.ndim != 2 or logits.shape[0] < splits or splits < 1:
-        raise ValueError(f"logits must be (N, K) with N >= splits >= 1, got {tuple(logits.shape)}, splits={splits}")
-    log_p = torch.log_softmax(logits.detach().cpu().double(), dim=1)
-    scores = []
-    for chunk in torch.tensor_split(log_p, splits):
-        log_marginal = torch.logsumexp(chunk, dim=0) - np.log(len(chunk))  # log of mean_x p(y|x)
-        kl = (chunk.exp() * (chunk - log_marginal)).sum(1).mean()
-        scores.append(float(kl.exp()))
-    return float(np.mean(scores)), float(np.std(scores))
-
-
-# ---------------------------------------------------------------------------------------------- precision, recall
-
-def knn_radii(features: torch.Tensor, k: int = 3, batch_size: int = 1024) -> torch.Tensor:
-    """Distance from each of N points (N, d) to its k-th nearest neighbour in the same set (itself excluded).
-
-    The radii of the hyperspheres whose union is the k-NN estimate of the set's manifold
-    (Kynkaanniemi et al. 2019). Rows are processed ``batch_size`` at a time (``torch.cdist``).
-    """
-    if not 1 <= k < len(features):
-        raise ValueError(f"k must be in 1..N-1 = 1..{len(features) - 1}, got {k}")
-    radii = []
-    for i in range(0, len(features), batch_size):
-        d = torch.cdist(features[i:i + batch_size], features)
-        radii.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
-    return torch.cat(radii)
-
-
-def _inside_any(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch_size: int) -> torch.Tensor:
-    inside = []
-    for i in range(0, len(points), batch_size):
-        d = torch.cdist(points[i:i + batch_size], centres)
-        inside.append((d <= radii[None, :]).any(dim=1))
-    return torch.cat(inside)
-
-
-def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3,
-                     batch_size: int = 1024) -> dict:
-    """Improved precision and recall (Kynkaanniemi et al. 2019) of fake against real feature sets.
-
-    The manifold of a set is the union of balls around its points, each of radius the distance to
-    the point's k-th nearest neighbour (:func:`knn_radii`):
-    precision = (1/M) sum_j 1[exists i: |f_j - r_i| <= NN_k(r_i)]  (are samples realistic?),
-    recall    = (1/N) sum_i 1[exists j: |r_i - f_j| <= NN_k(f_j)]  (is the data covered?).
-    Both in [0, 1]. Use sets of equal size: a denser set has smaller balls.
-
-    Args:
-        real_features, fake_features: float tensors (N, d) and (M, d) on one device, N, M > k.
-    Returns:
-        ``{"precision": float, "recall": float}``.
-    """
-    _check_features(real_features, fake_features)
-    real, fake = real_features.float(), fake_features.to(real_features.device).float()
-    real_radii, fake_radii = knn_radii(real, k, batch_size), knn_radii(fake, k, batch_size)
-    precision = _inside_any(fake, real, real_radii, batch_size).float().mean()
-    recall = _inside_any(real, fake, fake_radii, batch_size).float().mean()
-    return {"precision": float(precision), "recall": float(recall)}
 
 
 # ---------------------------------------------------------------------------------------------- paired metrics
@@ -329,77 +195,6 @@ def ms_ssim(preds, target, reduction: str = "mean"):
         normalize="relu", reduction="elementwise_mean" if reduction == "mean" else "none")
     value = metric(preds, target)
     return float(value) if reduction == "mean" else value
-
-
-# ---------------------------------------------------------------------------------------------- Inception
-
-def inception_missing() -> list[str]:
-    """The packages Inception FID/KID/IS need that are not importable here ([] when all are)."""
-    return [name for name in ("torch_fidelity", "torchvision") if importlib.util.find_spec(name) is None]
-
-
-def _unavailable(name: str, detail: str) -> MetricUnavailable:
-    return MetricUnavailable(f"Inception {name.upper()} needs torch-fidelity + torchvision + network; use "
-                             f"classifier-{name} ({detail}). The classifier-* metrics use dlib's MNIST "
-                             "classifier and are not comparable with published Inception numbers.")
-
-
-def _inception_input(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float (B, C, H, W) -> uint8 (B, 3, H, W); torchmetrics' Inception resizes to 299x299."""
-    pixels = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
-
-
-def inception_metrics(samples: torch.Tensor, reference: torch.Tensor, names, device=None,
-                      batch_size: int = 100) -> dict:
-    """Inception-v3 ``fid``, ``kid`` (+ ``kid-std``) and ``is`` (+ ``is-std``, 10 splits) via torchmetrics.
-
-    Images (N, 1 or 3, H, W) in [-1, 1] become uint8, are replicated to 3 channels and are resized
-    to 299x299 by torchmetrics' Inception wrapper (bilinear, antialiased). Needs torch-fidelity,
-    torchvision and the network (the weights download on first use, e.g. on Colab).
-
-    Raises:
-        MetricUnavailable: something is missing; the message suggests the classifier-* metric.
-    """
-    names = [n for n in names if n in INCEPTION_METRICS]
-    missing = inception_missing()
-    if missing:
-        raise _unavailable(names[0] if names else "fid", f"not installed here: {', '.join(missing)}")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.inception import InceptionScore
-        from torchmetrics.image.kid import KernelInceptionDistance
-
-        size = min(1000, len(samples), len(reference))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-            built = {"fid": lambda: FrechetInceptionDistance(feature=2048),
-                     "kid": lambda: KernelInceptionDistance(feature=2048, subset_size=size),
-                     "is": lambda: InceptionScore()}
-            metrics = {name: built[name]().to(dev) for name in names}
-    except Exception as err:  # typically the weights download failing offline
-        raise _unavailable(names[0] if names else "fid", f"{type(err).__name__}: {err}") from err
-    for start in range(0, max(len(samples), len(reference)), batch_size):
-        fake = _inception_input(samples[start:start + batch_size]).to(dev)
-        real = _inception_input(reference[start:start + batch_size]).to(dev)
-        for name, metric in metrics.items():
-            if name == "is":
-                if len(fake):
-                    metric.update(fake)
-                continue
-            if len(real):
-                metric.update(real, real=True)
-            if len(fake):
-                metric.update(fake, real=False)
-    result = {}
-    for name, metric in metrics.items():
-        value = metric.compute()
-        if isinstance(value, tuple):
-            result[name], result[f"{name}-std"] = float(value[0]), float(value[1])
-        else:
-            result[name] = float(value)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -482,8 +277,9 @@ def evaluate(samples, metrics=DEFAULT_METRICS, reference=None, n_reference: int 
 
     names = _metric_names(metrics)
     wanted_inception = [n for n in names if n in INCEPTION_METRICS]
-    if wanted_inception and inception_missing():
-        raise _unavailable(wanted_inception[0], f"not installed here: {', '.join(inception_missing())}")
+    missing = inception.inception_missing() if wanted_inception else []
+    if missing:  # fail before the classifier metrics are computed
+        raise inception.unavailable(wanted_inception[0], f"not installed here: {', '.join(missing)}")
     x = check_images(samples, "samples")
     real, description = reference_images(reference, n_reference, seed)
     dev = torch.device(device) if device is not None else best_device()

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from dlib import classifier as clf
-from dlib import metrics
+from dlib import inception, metrics
 from dlib.data import load
 
 @pytest.fixture(scope="module")
@@ -354,7 +354,7 @@ def test_inception_wiring_with_a_stand_in_network(monkeypatch, mnist):
     def stand_in(cls):
         return lambda *args, **kwargs: cls(feature=StandIn(), **{k: v for k, v in kwargs.items() if k != "feature"})
 
-    monkeypatch.setattr(metrics, "inception_missing", lambda: [])
+    monkeypatch.setattr(inception, "inception_missing", lambda: [])  # where evaluate and inception_metrics look
     monkeypatch.setattr(fid_module, "FrechetInceptionDistance", stand_in(fid_module.FrechetInceptionDistance))
     monkeypatch.setattr(kid_module, "KernelInceptionDistance", stand_in(kid_module.KernelInceptionDistance))
     monkeypatch.setattr(is_module, "InceptionScore", stand_in(is_module.InceptionScore))
