@@ -232,7 +232,7 @@ def vlb_term(schedule: Schedule, x0: Tensor, x_t: Tensor, t, model_mean: Tensor,
 
 def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Generator | None = None,
                      batch_size: int | None = None, decoder: str = "discretized",
-                     progress: bool = True) -> dict:
+                     progress: bool = True, stride: int = 1) -> dict:
     """The variational bound on -log p(x_0) in bits per dimension, term by term (chapter "elbo", eq-nll-bpd).
 
     bound(x_0) = L_T + sum_{t=2..T} L_{t-1} + L_0   (eq-elbo-posterior), every t = 1..T evaluated at a
@@ -240,7 +240,7 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
     divided by D log 2 with D the number of dims per example.
 
     The model contract: ``model(x_t, t) -> (mean, variance)`` with x_t of shape (b, ...) and t an
-    int64 (b,) tensor of equal entries; ``mean`` (b, ...) and ``variance`` (broadcastable, > 0) are
+    int64 (b,) tensor (equal entries unless ``stride`` > 1); ``mean`` (b, ...) and ``variance`` (broadcastable, > 0) are
     the parameters of p(x_{t-1} | x_t) (at t = 1, of the decoder p(x_0 | x_1)). The samplers' adapter
     turns an eps/x0/v network into this form. It is called under ``torch.no_grad()``.
 
@@ -250,10 +250,15 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
         batch_size: examples per model call (default: all B at once).
         decoder: "discretized" (8-bit data) or "gaussian", see :func:`vlb_term`.
         progress: show a tqdm bar over the timesteps.
+        stride: 1 evaluates every t. k > 1 estimates the sum of the KL terms from about T/k of them
+            (chapter "ddpm", eq-stratified-bound): t = 2..T is cut into blocks of k consecutive steps,
+            one t is drawn uniformly in each block for each example (from ``generator``) and its term
+            counts (block length) times; L_0 (t = 1) is always evaluated. The estimate is unbiased.
     Returns:
         dict of float64 tensors in bits/dim: ``total`` (B,), ``prior`` (B,) = L_T, ``decoder`` (B,) = L_0,
         and ``terms`` (B, T) whose column j is L_j (j = 0 the decoder, j >= 1 the KL term L_j at t = j+1);
-        ``total = prior + terms.sum(1)``.
+        with stride 1, ``total = prior + terms.sum(1)``. With stride k > 1, unevaluated columns are nan and
+        ``total = prior + decoder + sum over evaluated t of (block length) x term``.
     """
     from tqdm.auto import tqdm
 
@@ -266,14 +271,23 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
     if decoder == "discretized" and (x0.min() < -1 - 1e-6 or x0.max() > 1 + 1e-6):
         raise ValueError(f"nll_bits_per_dim: 8-bit data x0 must lie in [-1, 1], got values in "
                          f"[{x0.min().item():.4g}, {x0.max().item():.4g}]")
+    stride = int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
     scale = 1.0 / (D * math.log(2.0))
     noise_device = generator.device if generator is not None else x0.device
-    terms = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
-    bar = tqdm(total=schedule.T * math.ceil(B / batch_size), desc="bound", disable=not progress)
+    terms = torch.full((B, schedule.T), 0.0 if stride == 1 else float("nan"), dtype=torch.float64, device=x0.device)
+    counts = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
+    blocks = [(lo, min(lo + stride, schedule.T + 1)) for lo in range(2, schedule.T + 1, stride)]
+    bar = tqdm(total=(1 + len(blocks)) * math.ceil(B / batch_size), desc="bound", disable=not progress)
     for start in range(0, B, batch_size):
         xb = x0[start:start + batch_size]
-        for step in range(1, schedule.T + 1):
-            t = torch.full((xb.shape[0],), step, dtype=torch.long, device=x0.device)
+        rows = torch.arange(start, start + xb.shape[0], device=x0.device)
+        for lo, hi in [(1, 2)] + blocks:
+            if hi - lo == 1:
+                t = torch.full((xb.shape[0],), lo, dtype=torch.long, device=x0.device)
+            else:   # one t per example, uniform in the block
+                t = lo + torch.randint(hi - lo, (xb.shape[0],), generator=generator, device=noise_device).to(x0.device)
             eps = torch.randn(xb.shape, generator=generator, dtype=x0.dtype, device=noise_device).to(x0.device)
             x_t = q_sample(schedule, xb, t, eps)
             with torch.no_grad():
@@ -281,8 +295,10 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
             if mean.shape != xb.shape:
                 raise ValueError(f"model mean must have the shape of x_t {tuple(xb.shape)}, got {tuple(mean.shape)}")
             term = vlb_term(schedule, xb, x_t, t, mean, var, decoder=decoder)
-            terms[start:start + xb.shape[0], step - 1] = term.to(torch.float64) * scale
+            terms[rows, t - 1] = term.to(torch.float64) * scale
+            counts[rows, t - 1] = hi - lo
             bar.update(1)
     bar.close()
     prior = prior_kl(schedule, x0).to(torch.float64) * scale
-    return {"total": prior + terms.sum(1), "prior": prior, "decoder": terms[:, 0].clone(), "terms": terms}
+    total = prior + (terms.nan_to_num() * counts).sum(1)
+    return {"total": total, "prior": prior, "decoder": terms[:, 0].clone(), "terms": terms}

@@ -375,6 +375,31 @@ def test_nll_bits_per_dim_oracle_and_bad_model():
     assert (worse["total"] > out["total"] + 1).all()
 
 
+def test_nll_bits_per_dim_stride_is_unbiased():
+    """Stratified estimate (one t per block, counted block-length times) vs evaluating every t."""
+    s = schedules.linear(40, beta_start=1e-3, beta_end=0.2)
+    x0 = eight_bit((400, 1, 2, 2), gen(11))
+
+    def shrunk(x_t, t):                       # a model that is wrong by a t-dependent amount
+        mean, var = q_posterior(s, 0.8 * x0, x_t, t)
+        return mean, torch.where(t.reshape(var.shape) == 1, s.betas[1].item(), var)
+    full = nll_bits_per_dim(shrunk, s, x0, generator=gen(12), progress=False)
+    est = nll_bits_per_dim(shrunk, s, x0, generator=gen(13), progress=False, stride=6)
+    evaluated = ~torch.isnan(est["terms"])
+    assert evaluated[:, 0].all() and (evaluated.sum(1) == 1 + math.ceil(39 / 6)).all()  # t = 1, one t per block
+    blocks = evaluated[:, 1:37].reshape(-1, 6, 6).sum(2)          # t = 2..37 in blocks of 6 (then t = 38..40)
+    assert (blocks == 1).all() and (evaluated[:, 37:].sum(1) == 1).all()
+    assert len({tuple(row.nonzero().flatten().tolist()) for row in evaluated}) > 1   # draws differ per example
+    n = x0.shape[0]
+    se = math.sqrt(full["total"].var().item() / n + est["total"].var().item() / n)
+    assert abs(est["total"].mean().item() - full["total"].mean().item()) < 5 * se
+    # negative control: forgetting the block lengths (each term counted once) is far off
+    uncounted = est["prior"] + est["terms"].nansum(1)
+    assert abs(uncounted.mean().item() - full["total"].mean().item()) > 5 * se
+    with pytest.raises(ValueError, match="stride"):
+        nll_bits_per_dim(shrunk, s, x0, progress=False, stride=0)
+
+
 def test_nll_bits_per_dim_batches_and_errors():
     s = schedules.linear(5)
     x0 = eight_bit((5, 2, 2), gen(10))     # any (B, ...) shape: here (B, H, W)
