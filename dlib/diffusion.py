@@ -233,16 +233,17 @@ def vlb_term(schedule: Schedule, x0: Tensor, x_t: Tensor, t, model_mean: Tensor,
 def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Generator | None = None,
                      batch_size: int | None = None, decoder: str = "discretized",
                      progress: bool = True, stride: int = 1) -> dict:
-    """The variational bound on -log p(x_0) in bits per dimension, term by term (chapter "elbo", eq-nll-bpd).
+    """The variational bound on -log p(x_0) in bits per dimension, term by term (chapter "ddpm", eq-bits-per-dim).
 
     bound(x_0) = L_T + sum_{t=2..T} L_{t-1} + L_0   (eq-elbo-posterior), every t = 1..T evaluated at a
     single draw x_t ~ q(x_t | x_0) (an unbiased one-sample estimate of each expectation), then
     divided by D log 2 with D the number of dims per example.
 
     The model contract: ``model(x_t, t) -> (mean, variance)`` with x_t of shape (b, ...) and t an
-    int64 (b,) tensor (equal entries unless ``stride`` > 1); ``mean`` (b, ...) and ``variance`` (broadcastable, > 0) are
-    the parameters of p(x_{t-1} | x_t) (at t = 1, of the decoder p(x_0 | x_1)). The samplers' adapter
-    turns an eps/x0/v network into this form. It is called under ``torch.no_grad()``.
+    int64 (b,) tensor (equal entries unless ``stride`` > 1); ``mean`` (b, ...) and ``variance``
+    (broadcastable, > 0) are the parameters of p(x_{t-1} | x_t) (at t = 1, of the decoder p(x_0 | x_1)).
+    :func:`dlib.reverse.reverse_gaussian` turns an eps/x0/score/v network into this form. It is called
+    under ``torch.no_grad()``.
 
     Args:
         x0: 8-bit data in [-1, 1], (B, ...).

@@ -97,3 +97,6 @@ from . import exercises_scores  # noqa: E402,F401
 
 # Chapter "objectives": registered in their own module.
 from . import exercises_objectives  # noqa: E402,F401
+
+# Chapter "ddpm": registered in their own module.
+from . import exercises_ddpm  # noqa: E402,F401

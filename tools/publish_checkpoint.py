@@ -72,6 +72,8 @@ def main() -> int:
     p.add_argument("--wall-minutes", type=float, default=None,
                    help="training wall time when the run had several segments (default: file times)")
     p.add_argument("--note", default="", help="a sentence on how the run went (segments, threads, sharing)")
+    p.add_argument("--train-command", default=None,
+                   help="the training command as run (default: python -m dlib train configs/NAME.yaml --out RUN_DIR)")
     args = p.parse_args()
     out = ROOT / "checkpoints" / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,7 @@ def main() -> int:
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
 
     results = {}
-    for sampler, n in (("ddim50", args.ddim_samples), ("ddpm1000", args.ddpm_samples)):
+    for sampler, n in (("ddim50", args.ddim_samples), (f"ddpm{schedule.T}", args.ddpm_samples)):
         if n <= 0:
             continue
         samples, scores, seconds = _measure(model, schedule, sampler, n, args.seed)
@@ -100,7 +102,7 @@ def main() -> int:
     wall = args.wall_minutes * 60 if args.wall_minutes is not None else wall
     manifest = {
         "name": args.name,
-        "command": f"python -m dlib train {cfg.name and 'configs/' + cfg.name + '.yaml'} --out {args.run_dir}",
+        "command": args.train_command or f"python -m dlib train configs/{cfg.name}.yaml --out {args.run_dir}",
         "publish_command": " ".join(["python", "tools/publish_checkpoint.py", *sys.argv[1:]]),
         "git_commit": _git_commit(),
         "config": info["train_config"],
