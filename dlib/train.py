@@ -199,7 +199,10 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         steps: total optimizer steps (overrides the config).
         resume: continue from ``out_dir/model.train.safetensors`` when present.
         progress: show a tqdm bar.
-        callback: called as ``callback(step, loss)`` after every step (tests use it to interrupt).
+        callback: called as ``callback(step, loss, ema)`` after every optimizer step, with the step
+            count so far, the batch loss (a 0-d tensor) and the EMA model (read it, do not modify it).
+            Raising an exception stops the run without a checkpoint (tests use it to interrupt;
+            benchmarks to snapshot the EMA weights and stop at a time budget).
     Returns:
         a summary dict: steps, start_step, final_loss, images_per_s, seconds, parameters, precision,
         device, world_size, checkpoint, weights_digest (and rank_digests under torchrun).
@@ -281,7 +284,7 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
             loss_sum += loss.detach()
             loss_count += 1
             if callback is not None:
-                callback(step, loss)
+                callback(step, loss, ema)
             if step % max(cfg.log_every, 1) == 0 or step == cfg.steps:
                 now = time.perf_counter()
                 mean_loss = loss_sum / loss_count

@@ -51,7 +51,7 @@ class Crash(Exception):
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     full = training.train(_tiny(), tmp_path / "full", progress=False)  # 6 steps, checkpoints at 3 and 6
 
-    def crash_at_5(step, loss):
+    def crash_at_5(step, loss, ema):
         if step == 5:
             raise Crash
 
