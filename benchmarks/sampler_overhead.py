@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import run_scheduler  # noqa: E402
 from dlib import samplers, schedules  # noqa: E402
 
 
@@ -42,11 +43,7 @@ def diffusers_loop(sched, shape, seed, **step_kwargs):
 
     def run():
         g = torch.Generator().manual_seed(seed)
-        x = torch.randn(shape, generator=g)
-        with torch.no_grad():
-            for t in sched.timesteps:
-                x = sched.step(trivial_model(x, t), t, x, generator=g, **step_kwargs).prev_sample
-        return x
+        return run_scheduler(sched, trivial_model, torch.randn(shape, generator=g), g, **step_kwargs)
 
     return run
 

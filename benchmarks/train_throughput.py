@@ -19,29 +19,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import matched_diffusers  # noqa: E402
 from dlib.nets import UNet  # noqa: E402
 from dlib.train import cpu_has_fast_bf16  # noqa: E402
-
-
-def diffusers_unet(block_out_channels, image_size):
-    from diffusers import UNet2DModel
-
-    return UNet2DModel(sample_size=image_size, in_channels=1, out_channels=1, layers_per_block=1,
-                       block_out_channels=block_out_channels,
-                       down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-                       norm_num_groups=8, attention_head_dim=16)
-
-
-def matched_diffusers(target_params, image_size):
-    """The UNet2DModel (widths (c, 2c, 2c), c a multiple of 8) closest in parameter count."""
-    best = None
-    for c in range(8, 129, 8):
-        model = diffusers_unet((c, 2 * c, 2 * c), image_size)
-        n = sum(p.numel() for p in model.parameters())
-        if best is None or abs(n - target_params) < abs(best[1] - target_params):
-            best = (model, n, c)
-    return best
 
 
 def make_step(model, x, t, dtype, device, call):
