@@ -51,6 +51,9 @@ def _measure(model, schedule, sampler: str, n: int, seed: int, batch: int = 250)
         with torch.no_grad():
             if sampler == "ddim50":
                 x = samplers.ddim_sample(model, schedule, shape, steps=50, target=model.target, seed=seed + i)
+            elif sampler == "angular_rk2_25":  # Heun, 25 steps = 50 model calls, as many as DDIM-50
+                x = samplers.angular_sample(model, shape, steps=25, method="rk2", target=model.target,
+                                            T=schedule.T, seed=seed + i)
             else:
                 x = samplers.ddpm_sample(model, schedule, shape, target=model.target, seed=seed + i)
         parts.append(x.clamp(-1, 1).float())
@@ -68,6 +71,8 @@ def main() -> int:
     p.add_argument("name")
     p.add_argument("--ddim-samples", type=int, default=1000)
     p.add_argument("--ddpm-samples", type=int, default=200)
+    p.add_argument("--angular-samples", type=int, default=0,
+                   help="also sample with the angular ODE (Heun, 25 steps); for angular-schedule models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wall-minutes", type=float, default=None,
                    help="training wall time when the run had several segments (default: file times)")
@@ -89,7 +94,12 @@ def main() -> int:
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
 
     results = {}
-    for sampler, n in (("ddim50", args.ddim_samples), (f"ddpm{schedule.T}", args.ddpm_samples)):
+    runs = [("ddim50", args.ddim_samples), (f"ddpm{schedule.T}", args.ddpm_samples)]
+    if args.angular_samples:
+        if cfg.schedule.get("kind") != "angular":
+            p.error("--angular-samples needs a model trained on the angular schedule")
+        runs.append(("angular_rk2_25", args.angular_samples))
+    for sampler, n in runs:
         if n <= 0:
             continue
         samples, scores, seconds = _measure(model, schedule, sampler, n, args.seed)
