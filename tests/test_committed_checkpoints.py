@@ -1,0 +1,48 @@
+"""Every diffusion checkpoint committed under checkpoints/ agrees with its provenance.
+
+The chapters print numbers read from these folders, so each must hold what its manifest says:
+weights that load strictly (no pickle, digest verified), the step count and configuration the
+manifest and config.yaml state, a training log that ends at that step with the manifest's final
+loss, and metrics for the samplers the book reports. (The classifier has its own manifest format
+and its own tests in test_metrics.py.)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlib import checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = sorted(p for p in (ROOT / "checkpoints").iterdir()
+              if (p / "manifest.json").is_file() and "metrics" in json.loads((p / "manifest.json").read_text()))
+REQUIRED = ("command", "git_commit", "config", "data", "steps", "wall_time_minutes", "hardware",
+            "final_loss", "metrics", "weights_sha256", "parameters")
+
+
+def test_the_objectives_experiment_is_committed():
+    names = {p.name for p in RUNS}
+    assert {"mnist_eps", "mnist_x0", "mnist_v", "mnist_score"} <= names, names
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: p.name)
+def test_checkpoint_matches_its_manifest(run):
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert not [k for k in REQUIRED if k not in manifest], "manifest lacks entries"
+    model, info = checkpoint.load(run / train.CHECKPOINT_NAME)          # strict, digest-checked
+    assert info["step"] == manifest["steps"]
+    assert checkpoint.read(run / train.CHECKPOINT_NAME)[1]["sha256"] == manifest["weights_sha256"]
+    assert info["train_config"] == manifest["config"]
+    assert train.load_config(run / "config.yaml").to_dict() == manifest["config"]
+    assert sum(p.numel() for p in model.parameters()) == manifest["parameters"]
+    assert (run / train.CHECKPOINT_NAME).stat().st_size <= 10 * 2**20
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r["step"] for r in log]
+    assert steps == sorted(set(steps)) and steps[-1] == manifest["steps"]
+    assert log[-1]["loss"] == manifest["final_loss"]
+    T = manifest["config"]["schedule"]["T"]
+    for sampler in ("ddim50", f"ddpm{T}"):
+        scores = manifest["metrics"][sampler]
+        assert scores["n_samples"] > 0 and scores["classifier-fid"] >= 0 and 1 <= scores["classifier-is"] <= 10
