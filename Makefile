@@ -11,7 +11,7 @@ export DLIB_SETTING := $(SETTING)
 export PYTHONHASHSEED := 0
 CHAPTERS := $(patsubst book/%.md,%,$(shell grep -l '^jupytext:' book/*.md))
 
-.PHONY: book test unit notebooks build-strict render pair clean
+.PHONY: book test unit unit-all notebooks build-strict render pair clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,15 @@ book: $(VENV)/.installed
 ## the book build with warnings as errors, and the headless-browser check of the rendered pages.
 test: $(VENV)/.installed
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory unit notebooks build-strict render && \
+	$(MAKE) --no-print-directory unit-all notebooks build-strict render && \
 	echo "make test: all checks passed in $$(( $$(date +%s) - start )) s"
 
+## The quick inner loop (about a minute): unit tests without the `slow` and `subprocess` ones.
 unit: $(VENV)/.installed
+	$(PY) -m pytest tests --ignore=tests/render -q -m "not slow and not subprocess"
+
+## Every unit test (what `make test` and CI run).
+unit-all: $(VENV)/.installed
 	$(PY) -m pytest tests --ignore=tests/render -q --durations=10
 
 notebooks: $(VENV)/.installed

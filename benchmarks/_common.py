@@ -5,10 +5,28 @@
 (c, 2c, 2c) chosen so that its parameter count is the closest to a target (for dlib's
 base_channels=32 UNet: c = 32, 1,112,801 parameters). ``run_scheduler``: the plain timestep loop
 of a diffusers scheduler around any eps-model. diffusers is imported only when these are called.
+``environment``: the provenance every benchmark's JSON carries (from :mod:`dlib.provenance`).
 """
 from __future__ import annotations
 
+import os
+import platform
+
 import torch
+
+from dlib import provenance, runtime
+
+
+def environment() -> dict:
+    """``{"hardware": {cpu, cpu_count, fast_bf16, platform, python}, "git": ..., "versions": ...}``.
+
+    ``hardware`` keeps the layout the committed results were written with; ``git`` is
+    :func:`dlib.provenance.git_state` and ``versions`` :func:`dlib.provenance.versions`.
+    """
+    return {"hardware": {"cpu": provenance.cpu_name(), "cpu_count": os.cpu_count(),
+                         "fast_bf16": runtime.cpu_has_bf16_units(), "platform": platform.platform(),
+                         "python": platform.python_version()},
+            "git": provenance.git_state(), "versions": provenance.versions()}
 
 
 def diffusers_unet(block_out_channels, image_size):

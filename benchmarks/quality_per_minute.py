@@ -34,7 +34,7 @@ it is *not* the Inception FID of papers; with a few hundred samples it is also b
 (compare numbers at equal ``--samples`` only).
 
 Output (``--out``): quality_per_minute.json (every point: recipe, minutes, steps, images_seen,
-classifier-fid, classifier-is, n_samples, plus hardware, threads, versions), quality_per_minute.png
+classifier-fid, classifier-is, n_samples, plus hardware, threads, git commit, versions), quality_per_minute.png
 (classifier-FID and -IS against minutes), and dlib_final.png / diffusers_final.png (sample grids
 at the last snapshot); a side-by-side table is printed at the end.
 
@@ -53,8 +53,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -64,12 +62,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import diffusers_unet, matched_diffusers, run_scheduler  # noqa: E402
+from benchmarks._common import diffusers_unet, environment, matched_diffusers, run_scheduler  # noqa: E402
 from dlib import data as datasets, metrics, samplers  # noqa: E402
 from dlib.plotting import save_grid  # noqa: E402
 from dlib.runtime import ROOT  # noqa: E402
-from dlib.train import (batch_indices, build_model, cpu_has_fast_bf16, load_config, make_schedule,  # noqa: E402
-                        resolve_precision, train)
+from dlib.runtime import autocast_dtype  # noqa: E402
+from dlib.schedules import from_config  # noqa: E402
+from dlib.train import batch_indices, build_model, train  # noqa: E402
+from dlib.train_config import load_config  # noqa: E402
 
 DEVICE = torch.device("cpu")
 SAMPLE_STEPS = 50
@@ -136,7 +136,7 @@ def sample_dlib(cfg, image_shape, state, x_T):
     """DDIM-50 (eta 0, fp32) from x_T with dlib's UNet holding the EMA weights ``state``."""
     net = build_model(cfg, image_shape).to(DEVICE)
     net.load_state_dict(state)
-    return samplers.ddim_sample(net.eval(), make_schedule(cfg.schedule), tuple(x_T.shape), SAMPLE_STEPS, eta=0.0,
+    return samplers.ddim_sample(net.eval(), from_config(cfg.schedule), tuple(x_T.shape), SAMPLE_STEPS, eta=0.0,
                                 target=cfg.target, x_T=x_T, progress=False)
 
 
@@ -158,7 +158,7 @@ class DiffusersRecipe:
         self.model = diffusers_unet(widths, image_data.shape[-1]).to(DEVICE)
         self.ema = EMAModel(self.model.parameters(), decay=cfg.ema_decay)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.amp_dtype = resolve_precision(cfg.precision, DEVICE)
+        self.amp_dtype = autocast_dtype(cfg.precision, DEVICE)
         self.noise = torch.Generator(DEVICE).manual_seed(cfg.seed + 1)
         betas = dict(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
         self.train_scheduler = DDPMScheduler(**betas)
@@ -249,17 +249,6 @@ def plot(points, path: Path) -> None:
     plt.close(fig)
 
 
-def hardware() -> dict:
-    model = platform.processor()
-    try:
-        model = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model, "cpu_count": os.cpu_count(), "fast_bf16": cpu_has_fast_bf16(),
-            "platform": platform.platform(), "python": platform.python_version()}
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget of each recipe")
@@ -282,7 +271,7 @@ def main(argv=None):
     diffusers_recipe = DiffusersRecipe(cfg, image_data, (c, 2 * c, 2 * c))
     import diffusers
 
-    precision = str(resolve_precision(cfg.precision, DEVICE) or "fp32")
+    precision = str(autocast_dtype(cfg.precision, DEVICE) or "fp32")
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, {torch.get_num_threads()} threads, "
           f"{precision}; {len(image_data)} images ({image_data.source}), batch {cfg.batch_size}, "
           f"{args.minutes:g} min per recipe, {args.snapshots} snapshots, {args.samples} DDIM-{SAMPLE_STEPS} samples")
@@ -297,7 +286,7 @@ def main(argv=None):
     points = runs["dlib"] + runs["diffusers"]
     report = {"benchmark": "quality_per_minute", "args": vars(args), "config": cfg.to_dict(),
               "data": image_data.describe(), "precision": precision, "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "diffusers": diffusers.__version__, "hardware": hardware(),
+              "torch": torch.__version__, "diffusers": diffusers.__version__, **environment(),
               "parameters": {"dlib": dlib_parameters, "diffusers": diffusers_recipe.parameters},
               "sampler": f"DDIM-{SAMPLE_STEPS}, eta 0, fp32, shared x_T", "points": points}
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import run_scheduler  # noqa: E402
-from dlib import samplers, schedules  # noqa: E402
+from dlib import provenance, samplers, schedules  # noqa: E402
 
 
 def trivial_model(x, t):
@@ -115,7 +115,7 @@ def main(argv=None):
             fn()
             per_step[key].append((time.perf_counter() - start) / steps)
     forward, net_name = unet_forward_seconds(args.batch, max(5, args.rounds))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {shape}, linear schedule T={T}, "
+    print(f"{provenance.hardware('cpu')}, torch {torch.__version__}, batch {shape}, linear schedule T={T}, "
           f"trivial model x*0.1, median of {args.rounds} interleaved rounds")
     print(f"U-Net forward at batch {args.batch}: {forward * 1e3:.1f} ms ({net_name})")
     print(f"{'sampler':<18}{'dlib us/step':>14}{'diffusers us/step':>20}{'ratio':>8}{'dlib/forward':>15}")

@@ -20,8 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import matched_diffusers  # noqa: E402
+from dlib import provenance  # noqa: E402
 from dlib.nets import UNet  # noqa: E402
-from dlib.train import cpu_has_fast_bf16  # noqa: E402
+from dlib.runtime import cpu_has_bf16_units  # noqa: E402
 
 
 def make_step(model, x, t, dtype, device, call):
@@ -56,13 +57,13 @@ def main(argv=None):
     ours = UNet(image_size=args.image_size, attention_resolutions=((args.image_size + 3) // 4,))
     n_ours = ours.num_parameters()
     theirs, n_theirs, c = matched_diffusers(n_ours, args.image_size)
-    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+    print(f"device {device} ({provenance.hardware(device)}), torch {torch.__version__}, "
           f"batch {args.batch} x 1x{args.image_size}x{args.image_size}")
     print(f"dlib UNet(base_channels=32, channel_mults=(1, 2, 2)): {n_ours:,} parameters")
     print(f"diffusers UNet2DModel(block_out_channels=({c}, {2 * c}, {2 * c})): {n_theirs:,} parameters "
           f"({100 * (n_theirs - n_ours) / n_ours:+.1f} %)")
     precisions = [("fp32", None)]
-    if device.type == "cuda" or cpu_has_fast_bf16():
+    if device.type == "cuda" or cpu_has_bf16_units():
         precisions.append(("bf16", torch.bfloat16))
     else:
         print("(no bf16 row: this CPU has no AVX512-BF16/AMX units)")

@@ -1,11 +1,13 @@
 """Command line of the book's code: ``python -m dlib {train, sample, evaluate} ...``.
 
-    python -m dlib train configs/mnist_eps.yaml [--steps N] [--out DIR] [--resume]
+    python -m dlib train configs/mnist_eps.yaml [--steps N] [--out DIR] [--resume | --overwrite]
     python -m dlib sample runs/mnist_eps/model.safetensors --n 64 --sampler ddim --steps 50 \\
         [--eta 0] --seed 0 --out samples.png|samples.npy
-    python -m dlib evaluate samples.npy|CHECKPOINT --metrics fid,kid,is,precision,recall [--reference mnist]
+    python -m dlib evaluate samples.npy|CHECKPOINT [--metrics classifier-fid,...,fid] [--reference mnist]
 
-Under ``torchrun --nproc_per_node N -m dlib train ...`` training runs data-parallel (see dlib.train).
+Bad input (a config typo, a missing file, a device this machine lacks, a run folder that already
+holds a run) is reported on one line, ``error: ...``, with exit status 2. Under
+``torchrun --nproc_per_node N -m dlib train ...`` training runs data-parallel (see dlib.train).
 """
 from __future__ import annotations
 
@@ -19,43 +21,63 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import DatasetUnavailable
+from .runtime import device as _device
+from .runtime import PRECISIONS
+from .samplers import METHODS, SAMPLERS
 
-def _device(name: str) -> torch.device:
-    from .runtime import device
-
-    return device() if name == "auto" else torch.device(name)
+#: Exceptions that mean bad input (a typo, a missing file, a data set not available offline):
+#: reported on one line with exit status 2.
+USER_ERRORS = (ValueError, DatasetUnavailable, FileNotFoundError, FileExistsError, IsADirectoryError,
+               NotADirectoryError, PermissionError)
 
 
 def _train(args) -> int:
     from .train import train
 
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1 (leave it out to use the config's steps), got {args.steps}")
     summary = train(args.config, out_dir=args.out, steps=args.steps, resume=args.resume,
-                    progress=not args.no_progress)
+                    overwrite=args.overwrite, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(json.dumps(summary, indent=2))
     return 0
 
 
-def _sample_from_checkpoint(path, n, sampler, steps, eta, seed, method, device, raw=False) -> torch.Tensor:
-    from . import checkpoint
-    from .train import make_schedule, sample_images
+def _sample_from_checkpoint(path, args, device, raw=False) -> torch.Tensor:
+    """Samples of the checkpoint at ``path`` drawn as the sampling options in ``args`` say."""
+    from . import checkpoint, samplers
 
-    model, info = checkpoint.load(path, device=device, ema=not raw)
-    if info["architecture"] != "UNet":
-        raise ValueError(f"{path} holds a {info['architecture']}, which does not generate images")
-    schedule = make_schedule((info["train_config"] or {}).get("schedule", {"kind": "linear", "T": 1000}))
-    return sample_images(model, schedule, n, sampler=sampler, steps=steps, eta=eta, seed=seed, method=method,
-                         progress=True)
+    model, schedule = checkpoint.load_pipeline(path, device=device, ema=not raw)
+    return samplers.sample(model, schedule, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                           method=args.method, seed=args.seed, batch_size=args.batch_size,
+                           precision=args.precision, progress=True)
+
+
+def _check_sampling_options(args) -> torch.device:
+    """Validate --n, --steps and --device before any work; returns the device (ValueError if bad)."""
+    if args.n < 1:
+        raise ValueError(f"--n must be positive, got {args.n}")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be positive, got {args.steps}")
+    return _device(args.device)
+
+
+def _check_input(path: Path, what: str) -> None:
+    """ValueError naming ``path`` (called ``what``) unless it is an existing file."""
+    if not path.exists():
+        raise ValueError(f"no {what} {path}: the file does not exist")
+    if not path.is_file():
+        raise ValueError(f"{what} {path} is a folder, not a file")
 
 
 def _sample(args) -> int:
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise ValueError(f"--out must end in .png (a grid) or .npy (an array), got {out}")
-    if args.n < 1:
-        raise ValueError(f"--n must be positive, got {args.n}")
-    x = _sample_from_checkpoint(args.checkpoint, args.n, args.sampler, args.steps, args.eta, args.seed,
-                                args.method, _device(args.device), args.raw)
+    dev = _check_sampling_options(args)
+    _check_input(Path(args.checkpoint), "checkpoint")
+    x = _sample_from_checkpoint(args.checkpoint, args, dev, args.raw)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         from .plotting import save_grid
@@ -74,21 +96,32 @@ def _evaluate(args) -> int:
         raise ValueError(f"evaluate needs dlib.metrics, which cannot be imported here: {err}") from None
 
     source = Path(args.samples)
+    if source.suffix not in (".npy", ".safetensors"):
+        raise ValueError(f"evaluate takes a .npy array of samples or a .safetensors checkpoint, got {source}")
+    _check_input(source, "samples file" if source.suffix == ".npy" else "checkpoint")
+    dev = _check_sampling_options(args) if source.suffix == ".safetensors" else None
+    if args.metrics is None:  # the default: metrics that work offline, on a stock install
+        names = list(getattr(metrics, "DEFAULT_METRICS", ()))
+    else:
+        names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not names:
+            raise ValueError(f"--metrics names no metric: {args.metrics!r}")
+    json_path = Path(args.json) if args.json else None
+    if json_path is not None:  # before the (long) computation: make its folder, refuse a folder as the file
+        if json_path.is_dir():
+            raise ValueError(f"--json {json_path} is a folder; give a file name such as {json_path / 'metrics.json'}")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
     if source.suffix == ".npy":
         samples = torch.from_numpy(np.load(source, allow_pickle=False))
-    elif source.suffix == ".safetensors":
-        samples = _sample_from_checkpoint(source, args.n, args.sampler, args.steps, args.eta, args.seed,
-                                          args.method, _device(args.device))
     else:
-        raise ValueError(f"evaluate takes a .npy array of samples or a .safetensors checkpoint, got {source}")
+        samples = _sample_from_checkpoint(source, args, dev)
     if samples.ndim != 4:
         raise ValueError(f"samples must have shape (N, C, H, W), got {tuple(samples.shape)}")
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    result = metrics.evaluate(samples, names, reference=args.reference)
+    result = metrics.evaluate(samples, *([names] if names else []), reference=args.reference)
     text = json.dumps(result, indent=2, default=float)
     print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    if json_path is not None:
+        json_path.write_text(text + "\n")
     return 0
 
 
@@ -98,20 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a diffusion model from a YAML config")
     p.add_argument("config", help="YAML file (e.g. configs/mnist_eps.yaml) or a config name")
-    p.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: the config's)")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<name>)")
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps, >= 1 (default: the config's)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<name>); a folder that already "
+                   "holds a run is refused unless --resume or --overwrite is given")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out: delete its files (config, "
+                   "log, summary, checkpoints, samples) once the new config and data are validated")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
     def sampling_options(p, n_default):
         p.add_argument("--n", type=int, default=n_default, help="number of samples")
-        p.add_argument("--sampler", choices=("ddpm", "ddim", "angular"), default="ddim")
+        p.add_argument("--sampler", choices=SAMPLERS, default="ddim")
         p.add_argument("--steps", type=int, default=50, help="sampling steps (ddim, angular)")
         p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-        p.add_argument("--method", choices=("euler", "rk2", "rk4"), default="rk4", help="angular ODE solver")
+        p.add_argument("--method", choices=METHODS, default="rk2", help="angular ODE solver (Butcher tableau)")
+        p.add_argument("--batch-size", type=int, default=None,
+                       help="images per batch (default: the device's, dlib.samplers.DEFAULT_BATCH)")
+        p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="autocast for the network: fp32 (default), auto (bf16 where the hardware has "
+                            "it), bf16, fp16")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="auto")
+        p.add_argument("--device", default="auto", help="auto (the best available), cpu, cuda, cuda:N or mps")
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
     p.add_argument("checkpoint", help="a model.safetensors written by train")
@@ -122,21 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="sample-quality metrics of samples or of a checkpoint")
     p.add_argument("samples", help="SAMPLES.npy or a CHECKPOINT (.safetensors, sampled with the options below)")
-    p.add_argument("--metrics", default="fid", help="comma-separated: fid,kid,is,precision,recall")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated names (default: dlib.metrics.DEFAULT_METRICS, the classifier metrics "
+                   "classifier-fid,classifier-kid,classifier-is,precision,recall, which work offline); the "
+                   "Inception-v3 fid,kid,is are opt-in and need torch-fidelity and a download")
     p.add_argument("--reference", default=None, help="reference data set (default: dlib.metrics' choice)")
-    p.add_argument("--json", default=None, help="also write the result to this JSON file")
+    p.add_argument("--json", default=None, help="also write the result to this JSON file (missing folders "
+                   "are created before the metrics are computed)")
     sampling_options(p, 1000)
     p.set_defaults(func=_evaluate)
     return parser
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (2 for bad input, reported on one line)."""
+    """Entry point; returns the exit status: 0, or 2 for bad input (:data:`USER_ERRORS`), reported
+    on one line ``error: ...`` on stderr (argparse's own usage errors also exit with 2)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        message = " ".join(str(err).split())  # one line, even for multi-line messages
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -36,7 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save as _serialize
 from torch import nn
 
-from . import nets
+from . import nets, schedules
 
 FORMAT = "dlib-checkpoint-1"
 
@@ -255,6 +255,32 @@ def load(path, device=None, ema: bool = True) -> tuple[nn.Module, dict]:
     _check_state(model, state, str(path))
     model.load_state_dict(state, strict=True)
     return model.to(device or "cpu").eval(), _info(meta, path)
+
+
+def load_pipeline(path, device=None, ema: bool = True) -> tuple[nn.Module, "schedules.Schedule"]:
+    """A trained diffusion network and the schedule it was trained with, ready for :func:`dlib.samplers.sample`.
+
+        model, schedule = checkpoint.load_pipeline("checkpoints/mnist_eps/model.safetensors")
+        images = samplers.sample(model, schedule, 64)
+
+    The schedule is rebuilt from the ``schedule`` section of the training config stored in the file
+    (:func:`dlib.schedules.from_config`). Arguments as :func:`load`.
+
+    Raises:
+        CheckpointError: as :func:`load`, or when the file holds a network that does not generate
+            images (not a U-Net) or no training config with a schedule.
+    """
+    model, info = load(path, device=device, ema=ema)
+    if info["architecture"] != "UNet":
+        raise CheckpointError(f"{path} holds a {info['architecture']}, not a diffusion U-Net: it has no sampler")
+    spec = (info.get("train_config") or {}).get("schedule")
+    if not spec:
+        raise CheckpointError(f"{path} stores no training config with a schedule; build the schedule yourself")
+    try:
+        schedule = schedules.from_config(spec)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its stored schedule {spec!r} cannot be rebuilt: {err}") from None
+    return model, schedule
 
 
 def check_compatible(model: nn.Module, meta: dict, path) -> None:

@@ -47,26 +47,15 @@ def q_sample(schedule: Schedule, x0: Tensor, t, eps: Tensor) -> Tensor:
     return a.sqrt() * x0 + (1.0 - a).sqrt() * eps
 
 
-def posterior_coefficients(schedule: Schedule) -> tuple[Tensor, Tensor]:
-    """The weights of x_0 and x_t in the posterior mean (chapter "posterior", eq-posterior-mean).
-
-    coef_x0[t] = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t)
-    coef_xt[t] = sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
-
-    Returns two float64 tensors of length T+1; index 0 is unused and set to nan.
-    """
-    a = schedule.alpha_bars
-    coef_x0 = torch.full_like(a, float("nan"))
-    coef_xt = torch.full_like(a, float("nan"))
-    coef_x0[1:] = a[:-1].sqrt() * schedule.betas[1:] / (1.0 - a[1:])
-    coef_xt[1:] = schedule.alphas[1:].sqrt() * (1.0 - a[:-1]) / (1.0 - a[1:])
-    return coef_x0, coef_xt
-
-
 def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t) -> tuple[Tensor, Tensor]:
     """Mean and variance of q(x_{t-1} | x_t, x_0) (chapter "posterior", eq-posterior-mean, eq-beta-tilde).
 
-    mean = coef_x0[t] x_0 + coef_xt[t] x_t,  variance = beta_tilde_t.
+    mean = coef_x0[t] x_0 + coef_xt[t] x_t,  variance = beta_tilde_t, with
+
+    coef_x0[t] = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),
+    coef_xt[t] = sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t),
+
+    computed once by the schedule (``schedule.coef_x0``, ``schedule.coef_xt``, ``schedule.beta_tildes``).
 
     Args:
         schedule: the noise schedule.
@@ -76,13 +65,12 @@ def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t) -> tuple[Tensor,
         mean (B, ...) and variance of shape (B, 1, ..., 1) (broadcastable), in x0's dtype.
     """
     _check_pair(x0, x_t, "x_t")
-    coef_x0, coef_xt = posterior_coefficients(schedule)
-    mean = schedule.gather(coef_x0, t, x0) * x0 + schedule.gather(coef_xt, t, x0) * x_t
-    return mean, schedule.gather(schedule.beta_tildes(), t, x0)
+    mean = schedule.gather(schedule.coef_x0, t, x0) * x0 + schedule.gather(schedule.coef_xt, t, x0) * x_t
+    return mean, schedule.gather(schedule.beta_tildes, t, x0)
 
 
 def normal_kl(mean1, var1, mean2, var2) -> Tensor:
-    """Elementwise KL(N(mean1, var1) || N(mean2, var2)) in nats (chapter "elbo", eq-kl-gauss).
+    """Elementwise KL(N(mean1, var1) || N(mean2, var2)) in nats (chapter "posterior", eq-kl-gauss).
 
     KL = 0.5 (log(var2 / var1) + (var1 + (mean1 - mean2)^2) / var2 - 1)
 

@@ -26,13 +26,38 @@ Tensor = torch.Tensor
 TARGETS = ("eps", "x0", "score", "v", "x0_eps")
 #: The loss weightings of :func:`loss`.
 WEIGHTINGS = ("simple", "elbo", "min_snr")
-#: Reverse-process variances sigma_t^2 understood by :func:`elbo_weight`.
-VARIANCES = ("beta_tilde", "beta")
 
-__all__ = ["TARGETS", "WEIGHTINGS", "x0_from_eps", "eps_from_x0", "score_from_eps", "eps_from_score",
-           "score_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "predictions",
-           "predictions_from_coeffs", "split_joint", "training_target", "elbo_weight", "min_snr_weight",
-           "loss", "loss_per_example"]
+__all__ = ["TARGETS", "WEIGHTINGS", "check_target", "resolve_target", "x0_from_eps", "eps_from_x0", "score_from_eps",
+           "eps_from_score", "score_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "predictions",
+           "predictions_from_coeffs", "target_from_coeffs", "split_joint", "training_target", "elbo_weight",
+           "min_snr_weight", "loss", "loss_per_example"]
+
+
+def check_target(target: str) -> str:
+    """Return ``target`` if it is one of :data:`TARGETS`, else raise a ValueError listing them."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+    return target
+
+
+def resolve_target(model, target: str | None = None, default: str | None = "eps") -> str:
+    """How to read a model's output: its declared ``target`` attribute when it has one.
+
+    ``target=None`` takes the model's declared target, else ``default`` (a plain function declares
+    nothing; ``default=None`` makes the argument required then). A ``target`` that contradicts the
+    model's declared one is a ValueError: reading a v-prediction network as eps gives noise, not an
+    error, so it is refused here.
+    """
+    declared = getattr(model, "target", None)
+    if declared is not None:
+        check_target(declared)
+        if target is not None and target != declared:
+            raise ValueError(f"target={target!r} contradicts the model, which declares target={declared!r}; "
+                             "leave target out to use the model's")
+        return declared
+    if target is None and default is None:
+        raise ValueError("give target= (the model has no `target` attribute)")
+    return check_target(default if target is None else target)
 
 
 def _coeffs(s: Schedule, t, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -49,20 +74,42 @@ def _check_same(reference: Tensor, other: Tensor, ref_name: str, name: str) -> N
                          f"got {tuple(other.shape)}")
 
 
-def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+# ----------------------------------------------------------------------------- the equations, once
+# Each kernel takes a = sqrt(alpha_bar) and s = sqrt(1 - alpha_bar) as floats or tensors that
+# broadcast against the images, so the same line serves discrete t and the angle phi (a = cos phi,
+# s = sin phi, the angular chapter, to come). Everything below is built from these six lines.
+def _x0_from_eps(a, s, x_t, eps):
+    return (x_t - s * eps) / a                    # eq-x0-from-eps
 
 
-# ----------------------------------------------------------------------------- conversions
+def _eps_from_x0(a, s, x_t, x0):
+    return (x_t - a * x0) / s                     # eq-eps-from-x0
+
+
+def _score_from_eps(s, eps):
+    return -eps / s                               # eq-score-from-eps (Tweedie)
+
+
+def _eps_from_score(s, score):
+    return -s * score                             # eq-score-from-eps inverted
+
+
+def _v_from_x0_eps(a, s, x0, eps):
+    return a * eps - s * x0                       # eq-v
+
+
+def _x0_eps_from_v(a, s, x_t, v):
+    return a * x_t - s * v, s * x_t + a * v       # eq-v inverted with x_t = a x0 + s eps (a^2 + s^2 = 1)
+
+
+# ----------------------------------------------------------------------------- conversions at timestep t
 def x0_from_eps(s: Schedule, x_t: Tensor, t, eps: Tensor) -> Tensor:
     """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)  (chapter "objectives", eq-x0-from-eps).
 
     x_t, eps: (B, ...) float; t: int or int64 (B,) in 1..T. Returns (B, ...) like x_t.
     """
     _check_same(x_t, eps, "x_t", "eps")
-    a, sd = _coeffs(s, t, x_t)
-    return (x_t - sd * eps) / a
+    return _x0_from_eps(*_coeffs(s, t, x_t), x_t, eps)
 
 
 def eps_from_x0(s: Schedule, x_t: Tensor, t, x0: Tensor) -> Tensor:
@@ -71,8 +118,7 @@ def eps_from_x0(s: Schedule, x_t: Tensor, t, x0: Tensor) -> Tensor:
     x_t, x0: (B, ...) float; t: int or int64 (B,) in 1..T. Returns (B, ...) like x_t.
     """
     _check_same(x_t, x0, "x_t", "x0")
-    a, sd = _coeffs(s, t, x_t)
-    return (x_t - a * x0) / sd
+    return _eps_from_x0(*_coeffs(s, t, x_t), x_t, x0)
 
 
 def score_from_eps(s: Schedule, t, eps: Tensor) -> Tensor:
@@ -81,46 +127,47 @@ def score_from_eps(s: Schedule, t, eps: Tensor) -> Tensor:
     Chapter "objectives", eq-score-from-eps. For one x_0 it is exact: the score of
     q(x_t | x_0) = N(a x_0, s^2 I) is -(x_t - a x_0)/s^2 = -eps/s. eps: (B, ...); t in 1..T.
     """
-    _, sd = _coeffs(s, t, eps)
-    return -eps / sd
+    return _score_from_eps(_coeffs(s, t, eps)[1], eps)
 
 
 def eps_from_score(s: Schedule, t, score: Tensor) -> Tensor:
-    """eps = -sqrt(1 - alpha_bar_t) score, the inverse of :func:`score_from_eps` (eq-score-from-eps)."""
-    _, sd = _coeffs(s, t, score)
-    return -sd * score
+    """eps = -sqrt(1 - alpha_bar_t) score, the inverse of :func:`score_from_eps`.
+
+    Chapter "objectives", eq-score-from-eps. score: (B, ...); t in 1..T.
+    """
+    return _eps_from_score(_coeffs(s, t, score)[1], score)
 
 
 def score_from_x0(s: Schedule, x_t: Tensor, t, x0: Tensor) -> Tensor:
-    """score = -(x_t - sqrt(alpha_bar_t) x0) / (1 - alpha_bar_t)  (eq-score-from-eps with eq-eps-from-x0)."""
+    """score = -(x_t - sqrt(alpha_bar_t) x0) / (1 - alpha_bar_t).
+
+    Chapter "objectives", eq-score-from-eps with eq-eps-from-x0. x_t, x0: (B, ...); t in 1..T.
+    """
     _check_same(x_t, x0, "x_t", "x0")
     a, sd = _coeffs(s, t, x_t)
-    return -(x_t - a * x0) / sd**2
+    return _score_from_eps(sd, _eps_from_x0(a, sd, x_t, x0))
 
 
-def v_from_x0_eps(s: Schedule, x0: Tensor, eps: Tensor, t) -> Tensor:
+def v_from_x0_eps(s: Schedule, x0: Tensor, t, eps: Tensor) -> Tensor:
     """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0  (chapter "objectives", eq-v).
 
-    On the quarter circle (alpha_bar = cos^2 eta) v = d x_t / d eta, the velocity of x_t in
-    the angle (chapter "angular", eq-angular-ode). x0, eps: (B, ...); t in 1..T.
+    On the quarter circle (alpha_bar = cos^2 phi) v = d x_t / d phi, the velocity of x_t in the
+    angle (the angular chapter, to come). x0, eps: (B, ...); t: int or int64 (B,) in 1..T.
     """
     _check_same(x0, eps, "x0", "eps")
-    a, sd = _coeffs(s, t, x0)
-    return a * eps - sd * x0
+    return _v_from_x0_eps(*_coeffs(s, t, x0), x0, eps)
 
 
 def x0_from_v(s: Schedule, x_t: Tensor, t, v: Tensor) -> Tensor:
-    """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v  (eq-v inverted, uses a^2 + s^2 = 1)."""
+    """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v  (chapter "objectives", eq-v inverted)."""
     _check_same(x_t, v, "x_t", "v")
-    a, sd = _coeffs(s, t, x_t)
-    return a * x_t - sd * v
+    return _x0_eps_from_v(*_coeffs(s, t, x_t), x_t, v)[0]
 
 
 def eps_from_v(s: Schedule, x_t: Tensor, t, v: Tensor) -> Tensor:
-    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v  (eq-v inverted, uses a^2 + s^2 = 1)."""
+    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v  (chapter "objectives", eq-v inverted)."""
     _check_same(x_t, v, "x_t", "v")
-    a, sd = _coeffs(s, t, x_t)
-    return sd * x_t + a * v
+    return _x0_eps_from_v(*_coeffs(s, t, x_t), x_t, v)[1]
 
 
 # ----------------------------------------------------------------------------- the adapter
@@ -150,8 +197,8 @@ def predictions_from_coeffs(sqrt_alpha_bar, sqrt_one_minus_alpha_bar, x_t: Tenso
     """Turn a model output declared as ``target`` into (x0_hat, eps_hat) (chapter "objectives").
 
     The coefficients a = sqrt(alpha_bar) and s = sqrt(1 - alpha_bar) are floats or tensors that
-    broadcast against x_t (B, ...), so this works for discrete t and for the angle eta
-    (a = cos eta, s = sin eta, chapter "angular", eq-angular-xt) alike. With x_t = a x0 + s eps:
+    broadcast against x_t (B, ...), so this works for discrete t and for the angle phi
+    (a = cos phi, s = sin phi, the angular chapter, to come) alike. With x_t = a x0 + s eps:
 
         "eps":    eps_hat = out,           x0_hat = (x_t - s eps_hat)/a     (eq-x0-from-eps)
         "x0":     x0_hat = out,            eps_hat = (x_t - a x0_hat)/s     (eq-eps-from-x0)
@@ -165,18 +212,40 @@ def predictions_from_coeffs(sqrt_alpha_bar, sqrt_one_minus_alpha_bar, x_t: Tenso
     Raises:
         ValueError: unknown target, or an output whose shape does not match x_t.
     """
-    _check_target(target)
+    check_target(target)
     a, sd = sqrt_alpha_bar, sqrt_one_minus_alpha_bar
     if target == "x0_eps":
         return split_joint(output, x_t)
     _check_same(x_t, output, "x_t", f"model output for target {target!r}")
     if target == "eps":
-        return (x_t - sd * output) / a, output
+        return _x0_from_eps(a, sd, x_t, output), output
     if target == "x0":
-        return output, (x_t - a * output) / sd
+        return output, _eps_from_x0(a, sd, x_t, output)
     if target == "score":
-        return (x_t + (sd * sd) * output) / a, -sd * output
-    return a * x_t - sd * output, sd * x_t + a * output  # "v"
+        eps_hat = _eps_from_score(sd, output)
+        return _x0_from_eps(a, sd, x_t, eps_hat), eps_hat
+    return _x0_eps_from_v(a, sd, x_t, output)  # "v"
+
+
+def target_from_coeffs(sqrt_alpha_bar, sqrt_one_minus_alpha_bar, x0: Tensor, eps: Tensor, target: str):
+    """What a network predicting ``target`` should output when x_t = a x0 + s eps (chapter "objectives").
+
+    The inverse of :func:`predictions_from_coeffs`: "eps" -> eps, "x0" -> x0, "score" -> -eps/s
+    (eq-score-from-eps), "v" -> a eps - s x0 (eq-v), "x0_eps" -> cat([x0, eps], dim=1), shape
+    (B, 2C, ...). a, s: floats or tensors broadcasting against x0 (B, C, ...); eps like x0.
+    """
+    check_target(target)
+    _check_same(x0, eps, "x0", "eps")
+    a, sd = sqrt_alpha_bar, sqrt_one_minus_alpha_bar
+    if target == "eps":
+        return eps
+    if target == "x0":
+        return x0
+    if target == "score":
+        return _score_from_eps(sd, eps)
+    if target == "v":
+        return _v_from_x0_eps(a, sd, x0, eps)
+    return torch.cat([x0, eps], dim=1)
 
 
 def predictions(s: Schedule, x_t: Tensor, t, output, target: str) -> tuple[Tensor, Tensor]:
@@ -186,9 +255,7 @@ def predictions(s: Schedule, x_t: Tensor, t, output, target: str) -> tuple[Tenso
     float; t: int or int64 (B,) in 1..T; output: (B, ...) like x_t, or for ``"x0_eps"`` a tuple or a
     (B, 2C, ...) tensor (:func:`split_joint`). Returns two tensors shaped like x_t.
     """
-    _check_target(target)
-    a, sd = _coeffs(s, t, x_t)
-    return predictions_from_coeffs(a, sd, x_t, output, target)
+    return predictions_from_coeffs(*_coeffs(s, t, x_t), x_t, output, target)
 
 
 def training_target(s: Schedule, x0: Tensor, eps: Tensor, t, target: str) -> Tensor:
@@ -196,19 +263,10 @@ def training_target(s: Schedule, x0: Tensor, eps: Tensor, t, target: str) -> Ten
 
     "eps" -> eps (eq-loss-eps); "x0" -> x0 (eq-loss-x0); "score" -> -eps/sqrt(1 - alpha_bar_t)
     (eq-loss-score); "v" -> sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (eq-loss-v);
-    "x0_eps" -> cat([x0, eps], dim=1), shape (B, 2C, ...) (eq-loss-joint). x0, eps: (B, C, ...).
+    "x0_eps" -> cat([x0, eps], dim=1), shape (B, 2C, ...) (eq-loss-joint). x0, eps: (B, C, ...);
+    t: int or int64 (B,) in 1..T. :func:`target_from_coeffs` at the coefficients of t.
     """
-    _check_target(target)
-    _check_same(x0, eps, "x0", "eps")
-    if target == "eps":
-        return eps
-    if target == "x0":
-        return x0
-    if target == "score":
-        return score_from_eps(s, t, eps)
-    if target == "v":
-        return v_from_x0_eps(s, x0, eps, t)
-    return torch.cat([x0, eps], dim=1)
+    return target_from_coeffs(*_coeffs(s, t, x0), x0, eps, target)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -216,7 +274,7 @@ def elbo_weight(s: Schedule, t, target: str, variance: str = "beta_tilde") -> Te
     """Weights w_t that turn a target's per-dimension MSE into the bound's term (eq-elbo-weights).
 
     With both reverse and posterior Gaussians sharing the variance sigma_t^2, the KL term is
-    (chapter "elbo", eq-kl-term, eq-kl-gauss; chapter "posterior", eq-posterior-mean)
+    (chapter "elbo", eq-kl-term; chapter "posterior", eq-kl-gauss, eq-posterior-mean)
 
         L_{t-1} = ||mu_tilde - mu_theta||^2 / (2 sigma_t^2) = c_t^2 / (2 sigma_t^2) ||x0 - x0_hat||^2,
         c_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t).
@@ -239,16 +297,12 @@ def elbo_weight(s: Schedule, t, target: str, variance: str = "beta_tilde") -> Te
     Returns:
         float64 tensor shaped like t (CPU).
     """
-    if target not in TARGETS or target == "x0_eps":
+    if target not in TARGETS[:4]:
         raise ValueError(f"elbo_weight needs a target in {TARGETS[:4]}, got {target!r}")
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown variance {variance!r}; expected one of {VARIANCES}")
+    sigma2 = s.reverse_variances(variance)   # checks the name; beta_1 at t = 1 for "beta_tilde"
     tt = s.check_t(t).cpu()
-    alpha_bar, beta = s.alpha_bars[tt], s.betas[tt]
-    alpha_bar_prev = s.alpha_bars[tt - 1]
-    sigma2 = s.betas if variance == "beta" else torch.where(torch.arange(s.T + 1) == 1, s.betas, s.beta_tildes())
-    c = alpha_bar_prev.sqrt() * beta / (1.0 - alpha_bar)
-    w_x0 = c**2 / (2.0 * sigma2[tt])
+    alpha_bar = s.alpha_bars[tt]
+    w_x0 = s.coef_x0[tt] ** 2 / (2.0 * sigma2[tt])   # c_t = coef_x0[t], eq-posterior-mean
     snr = alpha_bar / (1.0 - alpha_bar)
     return {"x0": w_x0, "eps": w_x0 / snr, "score": w_x0 / snr * (1.0 - alpha_bar),
             "v": w_x0 * (1.0 - alpha_bar)}[target]
@@ -261,7 +315,7 @@ def min_snr_weight(s: Schedule, t, target: str, gamma: float = 5.0) -> Tensor:
     :func:`elbo_weight`): x0: min(SNR, g); eps: min(SNR, g)/SNR; v: min(SNR, g)/(SNR + 1);
     score: (1 - alpha_bar_t) min(SNR, g)/SNR (the eps weight in score units). float64, like t.
     """
-    if target not in TARGETS or target == "x0_eps":
+    if target not in TARGETS[:4]:
         raise ValueError(f"min_snr_weight needs a target in {TARGETS[:4]}, got {target!r}")
     if not gamma > 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
@@ -292,10 +346,10 @@ def loss_per_example(s: Schedule, output, x0: Tensor, eps: Tensor, t, target: st
     with mean squared errors where the paper writes norms:
 
         mse(x0_hat, x0) + mse(eps_hat, eps) + joint_gamma * mse(xdot_hat, xdot),
-        xdot = -sin(eta) x0 + cos(eta) eps,  eta = arctan(sqrt((1 - alpha_bar_t)/alpha_bar_t)),
+        xdot = -sin(phi) x0 + cos(phi) eps,  phi = arctan(sqrt((1 - alpha_bar_t)/alpha_bar_t)),
 
-    i.e. sin(eta) = sqrt(1 - alpha_bar_t), cos(eta) = sqrt(alpha_bar_t), so xdot is the v of
-    eq-v. The paper's constant factor eta' (d eta / d t) is dropped. Only "simple" weighting.
+    i.e. sin(phi) = sqrt(1 - alpha_bar_t), cos(phi) = sqrt(alpha_bar_t), so xdot is the v of
+    eq-v. The paper's constant factor phi'(t) (d phi / d t) is dropped. Only "simple" weighting.
 
     Args:
         output: model output (B, ...) like x0; for "x0_eps" a tuple or (B, 2C, ...) tensor.
@@ -303,7 +357,7 @@ def loss_per_example(s: Schedule, output, x0: Tensor, eps: Tensor, t, target: st
     Returns:
         float tensor (B,) in the dtype of x0.
     """
-    _check_target(target)
+    check_target(target)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
     _check_same(x0, eps, "x0", "eps")
@@ -314,7 +368,7 @@ def loss_per_example(s: Schedule, output, x0: Tensor, eps: Tensor, t, target: st
         x0_hat, eps_hat = split_joint(output, x0)
         per = _mse(x0_hat, x0) + _mse(eps_hat, eps)
         if joint_gamma:
-            per = per + joint_gamma * _mse(a * eps_hat - sd * x0_hat, a * eps - sd * x0)
+            per = per + joint_gamma * _mse(_v_from_x0_eps(a, sd, x0_hat, eps_hat), _v_from_x0_eps(a, sd, x0, eps))
         return per
     _check_same(x0, output, "x0", f"model output for target {target!r}")
     per = _mse(output, training_target(s, x0, eps, t, target))

@@ -15,29 +15,8 @@ from __future__ import annotations
 import torch
 
 from .diffusion import q_posterior
-from .objectives import predictions
+from .objectives import predictions, resolve_target
 from .schedules import Schedule
-
-VARIANCES = ("beta_tilde", "beta")
-
-
-def reverse_variances(schedule: Schedule, variance: str = "beta_tilde") -> torch.Tensor:
-    """sigma_t^2 for t = 0..T (chapter "ddpm", eq-ddpm-variance); index 0 unused (nan).
-
-    ``"beta"``: sigma_t^2 = beta_t, the variance of q(x_t | x_{t-1}).
-    ``"beta_tilde"``: sigma_t^2 = beta_tilde_t (chapter "posterior", eq-beta-tilde) for t >= 2, and
-    beta_1 at t = 1, where beta_tilde_1 = 0 would make the decoder p(x_0 | x_1) a point mass.
-    (:func:`dlib.objectives.elbo_weight` makes the same choice at t = 1.)
-
-    Returns:
-        float64 tensor of length T+1 (CPU).
-    """
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
-    out = schedule.betas.clone() if variance == "beta" else schedule.beta_tildes().clone()
-    out[1] = schedule.betas[1]
-    out[0] = float("nan")
-    return out
 
 
 def reverse_gaussian(model, schedule: Schedule, target: str | None = None, variance: str = "beta_tilde",
@@ -46,7 +25,7 @@ def reverse_gaussian(model, schedule: Schedule, target: str | None = None, varia
 
         x0_hat, eps_hat = the network's prediction turned into both forms (chapter "objectives")
         mean = coef_x0[t] x0_hat + coef_xt[t] x_t                       (eq-posterior-mean)
-        sigma_t^2 = reverse_variances(schedule, variance)[t]              (eq-ddpm-variance)
+        sigma_t^2 = schedule.reverse_variances(variance)[t]               (eq-ddpm-variance)
 
     At t = 1 the mean is x0_hat itself (coef_x0 = 1, coef_xt = 0) and N(mean, sigma_1^2) is the
     decoder of the bound's L_0 term.
@@ -60,10 +39,8 @@ def reverse_gaussian(model, schedule: Schedule, target: str | None = None, varia
         ``f(x_t, t) -> (mean (B, C, H, W), variance (B, 1, 1, 1))`` in x_t's dtype; t is an int or
         an int64 (B,) tensor in 1..T. It runs the network under ``torch.no_grad()``.
     """
-    target = target or getattr(model, "target", None)
-    if target is None:
-        raise ValueError("reverse_gaussian: give target= (the model has no `target` attribute)")
-    sigma2 = reverse_variances(schedule, variance)
+    target = resolve_target(model, target, default=None)
+    sigma2 = schedule.reverse_variances(variance)
     # a float32 network evaluated on float64 data: feed it its own dtype, return x_t's
     parameter = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
     dtype = parameter.dtype if parameter is not None else None

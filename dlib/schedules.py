@@ -3,13 +3,22 @@
 Every schedule is a :class:`Schedule`: float64 tensors indexed by the timestep t = 0..T, so each
 has length T+1 and index 0 is the clean data (beta_0 = 0, alpha_0 = 1, alpha_bar_0 = 1)::
 
-    alpha_t     = 1 - beta_t                                   (eq-alpha)
+    alpha_t     = 1 - beta_t                                   (eq-alpha-bar)
     alpha_bar_t = prod_{s=1..t} alpha_s                        (eq-alpha-bar)
     SNR(t)      = alpha_bar_t / (1 - alpha_bar_t)              (eq-snr)
 
+Everything else the chapters derive from these arrays is computed once, in float64, when the
+schedule is built (improved-diffusion does the same in its constructor), and read from there by
+:mod:`dlib.diffusion`, :mod:`dlib.objectives`, :mod:`dlib.reverse` and :mod:`dlib.samplers`::
+
+    beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t            (chapter "posterior", eq-beta-tilde)
+    coef_x0[t]   = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t)            (eq-posterior-mean)
+    coef_xt[t]   = sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)     (eq-posterior-mean)
+    sigma_t^2    = beta_tilde_t or beta_t, the reverse variances               (chapter "ddpm", eq-ddpm-variance)
+
 Constructors: :func:`linear` (Ho et al. 2020), :func:`cosine` (Nichol & Dhariwal 2021),
-:func:`angular` (Zhang et al.: alpha_bar_t = cos^2(pi t / 2T)), :func:`from_betas`,
-:func:`from_alpha_bars`.
+:func:`angular` (Zhang et al. 2024: alpha_bar_t = cos^2(pi t / 2T)), :func:`from_betas`,
+:func:`from_alpha_bars`, and :func:`from_config` for the ``schedule:`` section of a training config.
 """
 from __future__ import annotations
 
@@ -19,6 +28,11 @@ from dataclasses import dataclass, field
 import torch
 
 Tensor = torch.Tensor
+
+#: The reverse-process variances sigma_t^2 a sampler or the bound can use (chapter "ddpm", eq-ddpm-variance).
+VARIANCES = ("beta_tilde", "beta")
+#: Schedule kinds that :func:`from_config` builds, with the keyword arguments each accepts.
+KINDS = {"linear": ("T", "beta_start", "beta_end"), "cosine": ("T", "s", "max_beta"), "angular": ("T", "max_beta")}
 
 
 def _as_float64(values, name: str) -> Tensor:
@@ -34,16 +48,23 @@ def _as_float64(values, name: str) -> Tensor:
 class Schedule:
     """A discrete variance schedule with T steps (chapter "forward", eq-alpha-bar).
 
-    Attributes:
-        betas: float64 tensor (T+1,), betas[0] = 0 and betas[t] in (0, 1) for t = 1..T.
+    Attributes (all float64 tensors of length T+1, index t = 0..T):
+        betas: betas[0] = 0 and betas[t] in (0, 1) for t = 1..T.
         name: a label for plots.
-        alphas, alpha_bars: float64 tensors (T+1,), computed from ``betas``.
+        alphas, alpha_bars: 1 - beta_t and their running product (eq-alpha-bar).
+        beta_tildes: the posterior variances (chapter "posterior", eq-beta-tilde); beta_tilde_0 = 0.
+        coef_x0, coef_xt: the weights of x_0 and x_t in the posterior mean (eq-posterior-mean);
+            index 0 is unused (nan).
     """
 
     betas: Tensor
     name: str = "custom"
     alphas: Tensor = field(init=False, repr=False)
     alpha_bars: Tensor = field(init=False, repr=False)
+    beta_tildes: Tensor = field(init=False, repr=False)
+    coef_x0: Tensor = field(init=False, repr=False)
+    coef_xt: Tensor = field(init=False, repr=False)
+    _reverse: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         betas = _as_float64(self.betas, "betas")
@@ -55,9 +76,35 @@ class Schedule:
         if not ((inner > 0) & (inner < 1)).all():
             bad = int(torch.nonzero(~((inner > 0) & (inner < 1)))[0]) + 1
             raise ValueError(f"betas must lie in (0, 1) for t = 1..T; beta_{bad} = {betas[bad].item()}")
-        object.__setattr__(self, "betas", betas)
-        object.__setattr__(self, "alphas", 1.0 - betas)
-        object.__setattr__(self, "alpha_bars", torch.cumprod(1.0 - betas, dim=0))
+        alphas = 1.0 - betas
+        a = torch.cumprod(alphas, dim=0)
+        beta_tildes = torch.zeros_like(betas)
+        beta_tildes[1:] = (1.0 - a[:-1]) / (1.0 - a[1:]) * betas[1:]                # eq-beta-tilde
+        coef_x0 = torch.full_like(a, float("nan"))
+        coef_xt = torch.full_like(a, float("nan"))
+        coef_x0[1:] = a[:-1].sqrt() * betas[1:] / (1.0 - a[1:])                    # eq-posterior-mean
+        coef_xt[1:] = alphas[1:].sqrt() * (1.0 - a[:-1]) / (1.0 - a[1:])
+        # reverse variances sigma_t^2 (eq-ddpm-variance); at t = 1, beta_tilde_1 = 0 would make the
+        # decoder p(x_0 | x_1) a point mass, so the "beta_tilde" choice uses beta_1 there.
+        reverse = {"beta": betas.clone(), "beta_tilde": beta_tildes.clone()}
+        reverse["beta_tilde"][1] = betas[1]
+        for value in reverse.values():
+            value[0] = float("nan")
+        for name, value in (("betas", betas), ("alphas", alphas), ("alpha_bars", a), ("beta_tildes", beta_tildes),
+                            ("coef_x0", coef_x0), ("coef_xt", coef_xt), ("_reverse", reverse)):
+            object.__setattr__(self, name, value)
+
+    def reverse_variances(self, variance: str = "beta_tilde") -> Tensor:
+        """sigma_t^2 for t = 0..T (chapter "ddpm", eq-ddpm-variance); index 0 unused (nan).
+
+        ``"beta"``: sigma_t^2 = beta_t, the variance of q(x_t | x_{t-1}). ``"beta_tilde"``:
+        sigma_t^2 = beta_tilde_t (chapter "posterior", eq-beta-tilde) for t >= 2 and beta_1 at t = 1,
+        where beta_tilde_1 = 0 would make the decoder p(x_0 | x_1) a point mass. float64, length T+1;
+        a view of the schedule's own array (do not modify it).
+        """
+        if variance not in VARIANCES:
+            raise ValueError(f"unknown variance {variance!r}; expected one of {VARIANCES}")
+        return self._reverse[variance]
 
     @property
     def T(self) -> int:
@@ -114,16 +161,6 @@ class Schedule:
         """log SNR(t) = log alpha_bar_t - log(1 - alpha_bar_t) (eq-snr), computed stably, float64."""
         a = self.alpha_bars[self.check_t(t, allow_zero=True)]
         return torch.log(a) - torch.log1p(-a)
-
-    def beta_tildes(self) -> Tensor:
-        """Posterior variances beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t.
-
-        Chapter "posterior", eq-beta-tilde. float64 (T+1,), with beta_tilde_0 = 0.
-        """
-        out = torch.zeros_like(self.betas)
-        a = self.alpha_bars
-        out[1:] = (1.0 - a[:-1]) / (1.0 - a[1:]) * self.betas[1:]
-        return out
 
     def to_dict(self) -> dict:
         """A JSON-able description (name, T and the betas) for checkpoints and manifests."""
@@ -194,13 +231,32 @@ def angular(T: int = 1000, max_beta: float = 0.999) -> Schedule:
     return from_alpha_bars(a, name=f"angular(T={T})", max_beta=max_beta)
 
 
+def from_config(spec: dict) -> Schedule:
+    """The schedule of a training config's ``schedule:`` section, e.g. ``{"kind": "linear", "T": 1000}``.
+
+    ``kind`` is one of :data:`KINDS` (default ``"linear"``); the other keys are that constructor's
+    arguments. An unknown kind or key is a ValueError listing the known ones.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"a schedule spec must be a mapping like {{'kind': 'linear', 'T': 1000}}, got {spec!r}")
+    spec = dict(spec)
+    kind = spec.pop("kind", "linear")
+    if kind not in KINDS:
+        raise ValueError(f"schedule kind must be one of {sorted(KINDS)}, got {kind!r}")
+    unknown = sorted(set(spec) - set(KINDS[kind]))
+    if unknown:
+        raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('schedule.' + k for k in unknown)} "
+                         f"for a {kind} schedule; its keys are: kind, {', '.join(KINDS[kind])}")
+    return {"linear": linear, "cosine": cosine, "angular": angular}[kind](**spec)
+
+
 def _check_T(T) -> None:
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive int, got {T!r}")
 
 
 def data_log_snr(schedule: Schedule, x0: Tensor) -> Tensor:
-    """Per-example log SNR(x_0, t) for t = 0..T (chapter "forward", eq-snr-data).
+    """Per-example log SNR(x_0, t) for t = 0..T (chapter "forward", eq-snr).
 
     SNR(x_0, t) = alpha_bar_t * mean(x_0^2) / (1 - alpha_bar_t): the power of the signal part of
     x_t over the variance of its noise part, with the signal power averaged over the pixels of

@@ -18,12 +18,12 @@ every global batch (``batch_size`` is the global batch) and DDP averages the gra
 draws the same global t and eps and keeps its slice, so the run matches a 1-process run up to
 floating-point summation order. Only rank 0 writes files.
 
-The config dataclass, :func:`load_config` and the precision helpers live in :mod:`dlib.train_config`
-and are importable from here as well.
+The config dataclass, :func:`load_config <dlib.train_config.load_config>` and the precision helpers
+live in :mod:`dlib.train_config`; the rules that keep a run folder from being overwritten by
+accident (``resume`` / ``overwrite``) in :mod:`dlib.run_folder`.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -33,33 +33,29 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import yaml
 
-from . import checkpoint, data as datasets, objectives, schedules
+from . import checkpoint, data as datasets, objectives, run_folder, runtime, samplers, schedules, train_config
 from .diffusion import q_sample
 from .nets import UNet
 from .plotting import save_grid
+from .run_folder import CHECKPOINT_NAME
 from .runtime import ROOT
-from .train_config import (  # noqa: F401  (re-exported: dlib.train.TrainConfig, ...)
-    PRECISIONS, TrainConfig, cpu_has_fast_bf16, load_config, resolve_precision)
-
-CHECKPOINT_NAME = "model.safetensors"
 
 
-def make_schedule(spec: dict) -> schedules.Schedule:
-    """The schedule named by ``{"kind": ..., "T": ..., ...}`` (linear, cosine or angular)."""
-    spec = dict(spec)
-    kind = spec.pop("kind", "linear")
-    if kind not in ("linear", "cosine", "angular"):
-        raise ValueError(f"schedule kind must be linear, cosine or angular, got {kind!r}")
-    return getattr(schedules, kind)(**spec)
+def build_model(cfg: train_config.TrainConfig, image_shape) -> UNet:
+    """The UNet of a config, for images of shape (C, H, W).
 
-
-def build_model(cfg: TrainConfig, image_shape) -> UNet:
-    """The UNet of a config, for images of shape (C, H, W)."""
+    Raises:
+        ValueError: the ``model`` section does not make a UNet (e.g. ``groups`` not dividing the
+            channel counts, or a value of the wrong type).
+    """
     c, h, _ = image_shape
     kwargs = {"in_channels": c, "image_size": h, **cfg.model, "target": cfg.target}
-    return UNet(**kwargs)
+    try:
+        return UNet(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"the model section {cfg.model} does not build a UNet for images {tuple(image_shape)}: "
+                         f"{err}") from None
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -92,41 +88,6 @@ def weights_digest(model: torch.nn.Module) -> str:
     return checkpoint.digest(model.state_dict())
 
 
-def sample_images(model, schedule, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
-                  seed: int = 0, method: str = "rk4", progress: bool = False) -> torch.Tensor:
-    """Draw n images (n, C, H, W), float32 in [-1, 1], from a trained ``model``.
-
-    ``sampler``: ``"ddpm"`` (all T steps, chapter "ddpm", eq-ddpm-step), ``"ddim"`` (``steps``
-    steps with ``eta``, chapter "ddim", eq-ddim-step) or ``"angular"`` (``steps`` steps of the
-    angular ODE with ``method`` euler/rk2/rk4, chapter "angular", eq-angular-ode; the model's t is
-    read off ``schedule``). Seeded by ``seed``; the global random state is left as it was, so
-    drawing samples never disturbs a training run.
-    """
-    from . import samplers
-
-    if sampler not in ("ddpm", "ddim", "angular"):
-        raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'angular', got {sampler!r}")
-    dev = next(model.parameters()).device
-    shape = (n, model.in_channels, model.image_size, model.image_size)
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        generator = torch.Generator(dev).manual_seed(seed)
-        was_training = model.training
-        model.eval()
-        try:
-            if sampler == "ddpm":
-                x = samplers.ddpm_sample(model, schedule, shape, target=model.target, generator=generator,
-                                         progress=progress)
-            elif sampler == "ddim":
-                x = samplers.ddim_sample(model, schedule, shape, steps, eta=eta, target=model.target,
-                                         generator=generator, progress=progress)
-            else:
-                x = samplers.angular_sample(model, shape, steps, method=method, target=model.target,
-                                            schedule=schedule, generator=generator, progress=progress)
-        finally:
-            model.train(was_training)
-    return x.float().clamp(-1.0, 1.0)
-
-
 class _Distributed:
     """World size, rank and device of this process; sets up torch.distributed under torchrun."""
 
@@ -134,11 +95,7 @@ class _Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device == "auto":
-            from .runtime import device as best
-            self.device = best()
-        else:
-            self.device = torch.device(device)
+        self.device = runtime.device(device)  # ValueError: no such device here
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", local)
             torch.cuda.set_device(self.device)
@@ -175,29 +132,18 @@ def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float) -> torch.T
     return grad_norm
 
 
-def _config_differences(a: dict, b: dict) -> list[str]:
-    ignore = {"steps", "out_dir", "checkpoint_every", "sample_every", "log_every", "n_samples", "sample_steps",
-              "sampler", "device"}
-    return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log lines after ``step`` (written by a run that crashed after its last checkpoint)."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-
 def train(config, out_dir=None, steps: int | None = None, resume: bool = False, progress: bool = True,
-          callback=None) -> dict:
+          callback=None, overwrite: bool = False) -> dict:
     """Train (or continue training) a diffusion model; the API behind ``python -m dlib train``.
 
     Args:
-        config: a :class:`TrainConfig`, a dict, a YAML path or a config name (``"mnist_eps"``).
+        config: a :class:`dlib.train_config.TrainConfig`, a dict, a YAML path or a config name (``"mnist_eps"``).
         out_dir: where the checkpoint, ``log.jsonl``, ``config.yaml`` and ``samples/`` go (default:
             the config's ``out_dir``, else ``runs/<name>``).
-        steps: total optimizer steps (overrides the config).
+        steps: total optimizer steps, >= 1 (None: the config's).
         resume: continue from ``out_dir/model.train.safetensors`` when present.
+        overwrite: ``out_dir`` may hold a finished or partial run: its files are deleted (only
+            once everything below is validated) and training starts afresh.
         progress: show a tqdm bar.
         callback: called as ``callback(step, loss, ema)`` after every optimizer step, with the step
             count so far, the batch loss (a 0-d tensor) and the EMA model (read it, do not modify it).
@@ -206,12 +152,20 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
     Returns:
         a summary dict: steps, start_step, final_loss, images_per_s, seconds, parameters, precision,
         device, world_size, checkpoint, weights_digest (and rank_digests under torchrun).
+    Raises:
+        ValueError: a bad config (:class:`dlib.config.ConfigError`), ``steps`` < 1, a device this
+            machine lacks, data or a model the config cannot build, a precision the device cannot
+            run, or an ``out_dir`` that holds a run while neither ``resume`` nor ``overwrite`` is
+            given (see :mod:`dlib.run_folder`). Nothing is written to ``out_dir`` before all of
+            these are checked.
     """
     from tqdm.auto import tqdm
 
-    cfg = load_config(config)
-    cfg = dataclasses.replace(cfg, steps=steps or cfg.steps)
+    cfg = train_config.load_config(config)
+    if steps is not None:
+        cfg = cfg.replace(steps=steps)
     out = Path(out_dir or cfg.out_dir or ROOT / "runs" / cfg.name)
+    run_folder.check(out, resume=resume, overwrite=overwrite)  # reads only
     env = _Distributed(cfg.device)
     try:
         if cfg.batch_size % env.world:
@@ -220,20 +174,20 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         torch.manual_seed(cfg.seed)  # same on every rank: identical initial weights
         image_data = _load_data(json.dumps(cfg.data, sort_keys=True))
         images = image_data.images.to(env.device)
-        schedule = make_schedule(cfg.schedule)
+        schedule = schedules.from_config(cfg.schedule)
         model = build_model(cfg, image_data.shape).to(env.device)
         ema = build_model(cfg, image_data.shape).to(env.device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        amp_dtype = resolve_precision(cfg.precision, env.device)
+        amp_dtype = runtime.autocast_dtype(cfg.precision, env.device)
         scaler = torch.amp.GradScaler(env.device.type) if amp_dtype == torch.float16 else None
         noise = torch.Generator(env.device).manual_seed(cfg.seed + 1)
         ckpt_path = out / CHECKPOINT_NAME
         start = 0
         if resume and checkpoint.train_state_path(ckpt_path).is_file():
             stored = checkpoint.read(checkpoint.train_state_path(ckpt_path))[1]["train_config"]
-            differ = _config_differences(stored, cfg.to_dict())
+            differ = run_folder.config_differences(stored, cfg.to_dict())
             if differ:
                 raise ValueError(f"cannot resume {out}: the config differs in {differ}")
             start = checkpoint.restore(ckpt_path, model, ema=ema, optimizer=optimizer,
@@ -246,13 +200,8 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
                 model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
         main = env.rank == 0
         log_path = out / "log.jsonl"
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            if start:
-                _trim_log(log_path, start)
-            elif log_path.exists():
-                log_path.unlink()
+        if main:  # everything is validated: the first write to the run folder
+            run_folder.prepare(out, cfg.to_dict(), start, overwrite=overwrite)
 
         def save(step):
             extra = {"precision": str(amp_dtype or "fp32"), "world_size": env.world, "schedule": schedule.name}
@@ -304,7 +253,8 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
             if main and (step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
                 save(step)
             if main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-                grid = sample_images(ema, schedule, cfg.n_samples, cfg.sampler, cfg.sample_steps, seed=cfg.seed)
+                grid = samplers.sample(ema, schedule, cfg.n_samples, sampler=cfg.sampler, steps=cfg.sample_steps,
+                                       seed=cfg.seed)
                 save_grid(grid, out / "samples" / f"step_{step:06d}.png", nrow=int(math.sqrt(cfg.n_samples)) or 1)
         bar.close()
         seconds = time.perf_counter() - t_begin
@@ -332,12 +282,12 @@ def load_or_train(name_or_config, steps: int | None = None, out_dir=None, device
     finished run in ``out_dir`` (default ``runs/<name>``) with at least ``steps`` steps; otherwise
     trains (resuming a partial run) and loads the result. Returns (model in eval mode, info).
     """
-    cfg = load_config(name_or_config)
+    cfg = train_config.load_config(name_or_config)
     published = ROOT / "checkpoints" / cfg.name / CHECKPOINT_NAME
     if published.is_file():
         return checkpoint.load(published, device=device, ema=ema)
     out = Path(out_dir or cfg.out_dir or ROOT / "runs" / cfg.name)
-    want = steps or cfg.steps
+    want = steps if steps is not None else cfg.steps
     local = out / CHECKPOINT_NAME
     if not (local.is_file() and checkpoint.load(local)[1]["step"] >= want):
         train(cfg, out, steps=want, resume=True, progress=progress)

@@ -1,94 +1,159 @@
 """What a training run depends on: :class:`TrainConfig`, where configs come from, and precision.
 
-A config is a plain dataclass that round-trips through YAML (``configs/*.yaml``) and is stored in
-every checkpoint, so a run can be resumed and a published model rebuilt from it. The precision
-setting (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``) becomes an autocast dtype only once the
-device is known (:func:`resolve_precision`). :mod:`dlib.train` re-exports every name here.
+A config is a :class:`dlib.config.Config` dataclass that round-trips through YAML
+(``configs/*.yaml``) and is stored in every checkpoint, so a run can be resumed and a published
+model rebuilt from it. Building one checks every field: numbers written the usual ways (``1e-3``,
+which YAML reads as a string, ``"5_000"``) are converted and range-checked, names are checked
+against their lists, and a typo at the top level or inside ``model``, ``data`` or ``schedule`` is
+a :class:`dlib.config.ConfigError` (a ``ValueError``) listing the known keys. The precision setting
+(``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``) becomes an autocast dtype only once the device
+is known (:func:`dlib.runtime.autocast_dtype`).
 """
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
-from .runtime import ROOT
+from . import data as datasets, schedules
+from .config import Config, ConfigError, as_number, choice, number
+from .nets import UNet
+from .objectives import TARGETS, WEIGHTINGS
+from .runtime import PRECISIONS, ROOT, check_device_name
+from .samplers import SAMPLERS
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: UNet arguments a config does not set in ``model``: the data fixes the first two, ``target`` the third.
+MODEL_FIXED = ("in_channels", "image_size", "target")
+
+
+def _parameters(fn, skip=()) -> dict:
+    """{name: inspect.Parameter} of the keyword arguments of ``fn`` (``self`` and ``skip`` left out)."""
+    return {name: p for name, p in inspect.signature(fn).parameters.items()
+            if name != "self" and name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+@functools.lru_cache(maxsize=None)
+def model_keys() -> tuple:
+    """The keys of a config's ``model`` section: :class:`dlib.nets.UNet`'s arguments but :data:`MODEL_FIXED`."""
+    return tuple(_parameters(UNet.__init__, MODEL_FIXED))
+
+
+@functools.lru_cache(maxsize=None)
+def data_keys() -> tuple:
+    """The keys of a config's ``data`` section: the arguments of :func:`dlib.data.load`."""
+    return tuple(_parameters(datasets.load))
+
+
+def schedule_keys(kind) -> tuple:
+    """The keys of a ``schedule`` section of this ``kind``: ``kind`` and :data:`dlib.schedules.KINDS` [kind]
+    (every kind's keys when ``kind`` is unknown, so that the kind itself is reported)."""
+    if isinstance(kind, str) and kind in schedules.KINDS:
+        return ("kind", *schedules.KINDS[kind])
+    return ("kind", *sorted({k for keys in schedules.KINDS.values() for k in keys}))
+
+
+def _coerce_numbers(section: dict, params: dict, where: str) -> dict:
+    """Numeric strings (YAML's ``1e-3``) under keys whose default is an int or a float, as numbers."""
+    out = dict(section)
+    for key, value in section.items():
+        default = params[key].default if key in params else None
+        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            out[key] = as_number(value, type(default), f"{where}.{key}")
+    return out
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """Everything a run depends on; ``TrainConfig.from_yaml("configs/mnist_eps.yaml")``.
 
-    ``model`` holds :class:`dlib.nets.UNet` arguments (``target`` is taken from ``target`` here);
-    ``schedule`` is ``{"kind": "linear"|"cosine"|"angular", "T": ..., other arguments}``;
+    ``model`` holds :class:`dlib.nets.UNet` arguments (all but :data:`MODEL_FIXED`: the data gives
+    ``in_channels`` and ``image_size``, ``target`` comes from ``target`` here);
+    ``schedule`` is ``{"kind": "linear"|"cosine"|"angular", "T": ..., other arguments}`` (the keys of
+    :data:`dlib.schedules.KINDS`; it is built once here, so a bad value fails at once);
     ``data`` holds :func:`dlib.data.load` arguments; ``batch_size`` is the global batch.
     ``weighting``, ``snr_gamma`` (min-SNR's gamma) and ``joint_gamma`` (weight of the gradient
     term of the x0_eps loss) go to :func:`dlib.objectives.loss`.
-    ``precision``: ``"auto"`` (bf16 where fast: CUDA, or a CPU with AVX512-BF16/AMX; else fp32),
-    ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only, with a GradScaler). ``checkpoint_every``,
-    ``sample_every``, ``log_every``: in steps, 0 = only at the end (samples: never).
-    ``sampler``/``sample_steps``: how the periodic grids are drawn (``"ddim"``, ``"ddpm"``, ``"angular"``).
+    ``precision``: ``"auto"`` (bf16 where fast: CUDA GPUs of compute capability >= 8.0, or a CPU with
+    AVX512-BF16/AMX; fp16 on older GPUs; else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only,
+    with a GradScaler). ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
+    (checked to exist when training starts). ``checkpoint_every``, ``sample_every``, ``log_every``:
+    in steps, 0 = only at the end (samples: never). ``sampler``/``sample_steps``: how the periodic
+    grids are drawn (one of :data:`dlib.samplers.SAMPLERS`).
+
+    Raises:
+        ConfigError (a ValueError): a value of the wrong type or outside its range, or an unknown key.
     """
 
     name: str = "run"
     model: dict = field(default_factory=dict)
     schedule: dict = field(default_factory=lambda: {"kind": "linear", "T": 1000})
-    target: str = "eps"
-    weighting: str = "simple"
-    joint_gamma: float = 0.0
-    snr_gamma: float = 5.0
+    target: str = choice("eps", TARGETS)
+    weighting: str = choice("simple", WEIGHTINGS)
+    joint_gamma: float = number(0.0, low=0)
+    snr_gamma: float = number(5.0, low=0, low_open=True)
     data: dict = field(default_factory=lambda: {"name": "mnist"})
-    batch_size: int = 128
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    steps: int = 5000
-    warmup: int = 200
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    precision: str = "auto"
+    batch_size: int = number(128, low=1)
+    lr: float = number(5e-4, low=0, low_open=True)
+    weight_decay: float = number(0.0, low=0)
+    steps: int = number(5000, low=1)
+    warmup: int = number(200, low=0)
+    ema_decay: float = number(0.999, low=0, high=1, high_open=True)
+    grad_clip: float = number(1.0, low=0)
+    precision: str = choice("auto", PRECISIONS)
     device: str = "auto"
-    checkpoint_every: int = 1000
-    sample_every: int = 1000
-    log_every: int = 50
-    sampler: str = "ddim"
-    sample_steps: int = 50
-    n_samples: int = 64
-    seed: int = 0
+    checkpoint_every: int = number(1000, low=0)
+    sample_every: int = number(1000, low=0)
+    log_every: int = number(50, low=0)
+    sampler: str = choice("ddim", SAMPLERS)
+    sample_steps: int = number(50, low=1)
+    n_samples: int = number(64, low=1)
+    seed: int = number(0, low=0)
     out_dir: str | None = None
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("batch_size", "steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if self.sampler not in ("ddim", "ddpm", "angular"):
-            raise ValueError(f"sampler must be 'ddim', 'ddpm' or 'angular', got {self.sampler!r}")
+        super().__post_init__()
+        try:
+            self.device = check_device_name(self.device)
+        except ValueError as err:
+            raise ConfigError(f"device: {err}") from None
+        if isinstance(self.out_dir, Path):
+            self.out_dir = str(self.out_dir)
+        if self.out_dir is not None and not isinstance(self.out_dir, str):
+            raise ConfigError(f"out_dir must be a folder name or null, got {self.out_dir!r}")
+        load_args = _parameters(datasets.load)
+        missing = [k for k, p in load_args.items() if p.default is p.empty and k not in self.data]
+        if missing:
+            raise ConfigError(f"the data section needs {', '.join('data.' + k for k in missing)} "
+                              f"(e.g. data: {{name: mnist}})")
+        self.data = _coerce_numbers(self.data, load_args, "data")
+        self.model = _coerce_numbers(self.model, _parameters(UNet.__init__), "model")
+        kind = self.schedule.get("kind", "linear")
+        if isinstance(kind, str) and kind in schedules.KINDS:
+            self.schedule = _coerce_numbers(self.schedule, _parameters(getattr(schedules, kind)), "schedule")
+        try:
+            schedules.from_config(self.schedule)
+        except ValueError as err:
+            raise ConfigError(f"schedule {self.schedule}: {err}") from None
+
+    def section_keys(self) -> dict[str, tuple]:
+        """Known keys of ``model`` (UNet's arguments), ``data`` (load's) and ``schedule`` (its kind's)."""
+        kind = self.schedule.get("kind", "linear")
+        return {"model": model_keys(), "data": data_keys(), "schedule": schedule_keys(kind)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**values)
-
-    @classmethod
-    def from_yaml(cls, path) -> "TrainConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        values.setdefault("name", Path(path).stem)
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def kind_name(cls) -> str:
+        return "training config"
 
 
 def load_config(config) -> TrainConfig:
-    """A TrainConfig from a TrainConfig, a dict, a YAML path, or a name under ``configs/``."""
+    """A TrainConfig from a TrainConfig, a dict, a YAML path, or a name under ``configs/``.
+
+    Raises:
+        ValueError: no such file or config name; ConfigError (a ValueError): a bad value or key.
+    """
     if isinstance(config, TrainConfig):
         return config
     if isinstance(config, dict):
@@ -97,25 +162,5 @@ def load_config(config) -> TrainConfig:
     if not path.is_file():
         path = ROOT / "configs" / f"{config}.yaml"
     if not path.is_file():
-        raise ValueError(f"no config {config!r}: not a file and not a name in {ROOT / 'configs'}")
+        raise ValueError(f"no config {str(config)!r}: not a file and not a name in {ROOT / 'configs'}")
     return TrainConfig.from_yaml(path)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU has bf16 matrix units (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None: plain fp32) for a precision setting on a device."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs CUDA (use 'bf16' or 'fp32' on this device)")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -1,10 +1,17 @@
 """The chapters' first cell makes `import dlib` load this package even when another `dlib`
-(Colab's face-recognition library) sits in site-packages."""
+(Colab's face-recognition library) sits in site-packages.
+
+Equations checked: none (the set-up cell of every chapter).
+"""
 import os
 import pathlib
 import subprocess
 import sysconfig
 import venv
+
+import pytest
+
+pytestmark = pytest.mark.subprocess  # starts Python interpreters
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETUP = (ROOT / "book" / "_setup_cell.py").read_text()

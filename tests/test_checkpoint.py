@@ -1,4 +1,7 @@
-"""dlib.checkpoint: round trips, strictness, corrupt files, atomic writes, exact resume state."""
+"""dlib.checkpoint: round trips, strictness, corrupt files, atomic writes, exact resume state.
+
+Equations checked: none (file formats, not equations).
+"""
 import json
 import os
 import random

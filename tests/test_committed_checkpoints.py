@@ -5,6 +5,8 @@ weights that load strictly (no pickle, digest verified), the step count and conf
 manifest and config.yaml state, a training log that ends at that step with the manifest's final
 loss, and metrics for the samplers the book reports. (The classifier has its own manifest format
 and its own tests in test_metrics.py.)
+
+Equations checked: none (provenance of the committed runs).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dlib import checkpoint, train
+from dlib import checkpoint, train, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = sorted(p for p in (ROOT / "checkpoints").iterdir()
@@ -35,7 +37,9 @@ def test_checkpoint_matches_its_manifest(run):
     assert info["step"] == manifest["steps"]
     assert checkpoint.read(run / train.CHECKPOINT_NAME)[1]["sha256"] == manifest["weights_sha256"]
     assert info["train_config"] == manifest["config"]
-    assert train.load_config(run / "config.yaml").to_dict() == manifest["config"]
+    assert train_config.load_config(run / "config.yaml").to_dict() == manifest["config"]
+    _, schedule = checkpoint.load_pipeline(run / train.CHECKPOINT_NAME)          # the sampling front door's input
+    assert schedule.T == manifest["config"]["schedule"]["T"]
     assert sum(p.numel() for p in model.parameters()) == manifest["parameters"]
     assert (run / train.CHECKPOINT_NAME).stat().st_size <= 10 * 2**20
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]

@@ -1,3 +1,7 @@
+"""dlib.data: offline datasets scaled to [-1, 1], their splits and subsets.
+
+Equations checked: none (datasets and their scaling to [-1, 1]).
+"""
 import pytest
 import torch
 
@@ -9,6 +13,7 @@ def offline(monkeypatch):
     monkeypatch.setenv("DLIB_OFFLINE", "1")  # never download in tests
 
 
+@pytest.mark.slow
 def test_offline_mnist_is_scaled_shuffled_and_split():
     train, test = data.load("mnist", "train"), data.load("mnist", "test")
     assert train.images.shape == (4500, 1, 28, 28) and test.images.shape == (500, 1, 28, 28)
@@ -22,6 +27,7 @@ def test_offline_mnist_is_scaled_shuffled_and_split():
     assert not any(tuple(x.flatten().tolist()) in flat_train for x in test.images)
 
 
+@pytest.mark.slow
 def test_subset_and_digits():
     sub = data.load("mnist", n=100, seed=1)
     assert len(sub) == 100 and sub.describe()["subset_of"] == 4500

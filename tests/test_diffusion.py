@@ -5,6 +5,9 @@ Bayes' rule on a grid; the Gaussian KL against Monte Carlo; the discretized like
 scipy's normal CDF; the bound against Monte Carlo of log q - log p on whole chains and against an
 exact log-likelihood for Gaussian data. Expectations over x_t inside the bound are taken by
 Gauss-Hermite quadrature, exact here because every integrand is a polynomial of degree 2.
+
+Equations checked: eq-q-step, eq-q-xt-x0, eq-posterior, eq-posterior-mean, eq-beta-tilde, eq-kl-gauss,
+eq-prior-term, eq-kl-term, eq-decoder-term, eq-elbo-posterior, eq-bits-per-dim, eq-stratified-bound.
 """
 import math
 
@@ -14,7 +17,7 @@ import torch
 from scipy import integrate, stats
 
 from dlib import schedules
-from dlib.diffusion import (discretized_gaussian_log_likelihood, nll_bits_per_dim, normal_kl, posterior_coefficients,
+from dlib.diffusion import (discretized_gaussian_log_likelihood, nll_bits_per_dim, normal_kl,
                             prior_kl, q_posterior, q_sample, vlb_term)
 
 N_MC = 200_000
@@ -111,7 +114,7 @@ def test_posterior_matches_bayes_on_grid(t):
 
 def test_posterior_coefficients():
     s = schedules.linear(20)
-    coef_x0, coef_xt = posterior_coefficients(s)
+    coef_x0, coef_xt = s.coef_x0, s.coef_xt
     assert coef_x0.shape == coef_xt.shape == (21,) and coef_x0.dtype == F64
     assert math.isnan(coef_x0[0]) and math.isnan(coef_xt[0])
     assert coef_x0[1].item() == pytest.approx(1.0) and coef_xt[1].item() == pytest.approx(0.0, abs=1e-15)

@@ -1,5 +1,10 @@
 """Every exercise check passes with the worked solution printed in the book, and fails with a
-wrong answer (a perturbed output, a wrong shape, an exception, an unattempted stub)."""
+wrong answer (a perturbed output, a wrong shape, an exception, an unattempted stub).
+
+Equations checked: none directly (each exercise's reference is checked in its own module's tests).
+"""
+import ast
+import importlib
 import pathlib
 import re
 
@@ -33,8 +38,7 @@ def test_worked_solution_passes(code, monkeypatch):
 
 
 def _every_exercise():
-    from dlib import exercise_bank  # noqa: F401
-    return sorted(exercises.EXERCISES)
+    return exercises.names()
 
 
 @pytest.mark.parametrize("name", _every_exercise())
@@ -70,3 +74,41 @@ def test_every_exercise_has_a_worked_solution():
 def test_unknown_exercise():
     with pytest.raises(ValueError, match="unknown exercise"):
         exercises.check("no-such-exercise", lambda: None)
+
+
+def test_registry_holds_every_chapter():
+    registry = exercises.load_chapters()
+    assert registry is exercises.EXERCISES
+    for chapter in exercises.CHAPTERS:
+        module = importlib.import_module(f"dlib.exercises.{chapter}")
+        assert f'"{chapter}"' in module.__doc__.splitlines()[0], module.__doc__   # docstring names it
+        assert exercises.names(chapter), f"chapter {chapter!r} registers no exercise"
+    for name, ex in registry.items():
+        assert ex.name == name and ex.chapter in exercises.CHAPTERS, (name, ex.chapter)
+    assert sorted(exercises.names()) == sorted(registry)
+
+
+def _imports(path: pathlib.Path) -> list[str]:
+    """The modules a file imports statically, relative ones written with their dots (".checking")."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            out += [base] if node.module else [base + a.name for a in node.names]
+    return out
+
+
+def test_no_import_circle():
+    # the package face and the checking module never import a chapter; a chapter imports only
+    # the checking module and dlib's maths modules (never the package face, which re-exports check)
+    package = ROOT / "dlib" / "exercises"
+    for face in ("__init__.py", "checking.py"):
+        chapters = [m for m in _imports(package / face) if m.lstrip(".").split(".")[-1] in exercises.CHAPTERS]
+        assert not chapters, (face, chapters)
+    for chapter in exercises.CHAPTERS:
+        for module in _imports(package / f"{chapter}.py"):
+            ok = module == ".checking" or (module.startswith("..") and not module.startswith("..exercises")) \
+                or not module.startswith((".", "dlib"))
+            assert ok, (chapter, module)

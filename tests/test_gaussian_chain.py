@@ -1,4 +1,7 @@
-"""dlib.gaussian_chain against independent computations (regression on samples, scipy densities)."""
+"""dlib.gaussian_chain against independent computations (regression on samples, scipy densities).
+
+Equations checked: eq-elbo, eq-elbo-forward, eq-elbo-posterior.
+"""
 import math
 
 import numpy as np

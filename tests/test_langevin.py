@@ -1,6 +1,9 @@
 """dlib.langevin against independent computations: the exact stationary law of the discretised
 Langevin chain for a Gaussian (a discrete Lyapunov equation), and the mode weights of a mixture
-whose score is obtained by autograd of its log-density."""
+whose score is obtained by autograd of its log-density.
+
+Equations checked: eq-langevin.
+"""
 import math
 
 import numpy as np
@@ -88,6 +91,7 @@ def mixture_score(x, sigma):
     return grad
 
 
+@pytest.mark.slow
 def test_annealed_langevin_recovers_both_mode_weights():
     n = 4_000
     g = torch.Generator().manual_seed(3)

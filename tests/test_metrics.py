@@ -1,9 +1,11 @@
-"""Tests of dlib.metrics and dlib.classifier.
+"""Tests of dlib.metrics and its classifier (dlib.metrics.classifier).
 
 Each metric is checked against an independent computation: FID against scipy's matrix square root
 and the closed form for Gaussians, KID against an explicit double sum, IS against hand-built
 predictions (and torchmetrics' own InceptionScore), precision/recall against a NumPy brute force
 and toy sets with known answers.
+
+Equations checked: none yet (the metrics' formulas are checked here against scipy and torchmetrics).
 """
 import json
 
@@ -13,9 +15,12 @@ import scipy.linalg
 import torch
 from safetensors.torch import save_file
 
-from dlib import classifier as clf
-from dlib import inception, metrics
+from dlib import metrics
+from dlib.config import ConfigError
 from dlib.data import load
+from dlib.metrics import classifier as clf
+from dlib.metrics import inception
+from dlib.runtime import ROOT
 
 @pytest.fixture(scope="module")
 def model():
@@ -55,7 +60,7 @@ def test_committed_classifier_is_accurate_and_described(model, mnist):
 
 
 def test_load_classifier_errors(tmp_path, model):
-    with pytest.raises(clf.ClassifierMissing, match="python -m dlib.classifier configs/mnist_classifier.yaml"):
+    with pytest.raises(clf.ClassifierMissing, match="python -m dlib.metrics.classifier configs/mnist_classifier.yaml"):
         clf.load_classifier(tmp_path / "absent.safetensors")
     state = dict(model.state_dict())
     meta = {"format": json.dumps(clf.FORMAT), "model_config": json.dumps(model.config)}
@@ -80,6 +85,7 @@ def test_load_classifier_errors(tmp_path, model):
         model(torch.zeros(2, 1, 32, 32))
 
 
+@pytest.mark.slow
 def test_training_is_seeded_and_writes_a_checkpoint(tmp_path):
     config = {"steps": 3, "batch_size": 16, "log_every": 1, "data": {"n": 64}}
     first = clf.train_classifier(config, tmp_path / "a", progress=False)
@@ -88,8 +94,56 @@ def test_training_is_seeded_and_writes_a_checkpoint(tmp_path):
     assert len((tmp_path / "a" / "train_log.jsonl").read_text().splitlines()) == 3
     loaded = clf.load_classifier(tmp_path / "a" / "model.safetensors")
     assert loaded.num_parameters() == first["parameters"]
-    with pytest.raises(ValueError, match="unknown classifier config keys"):
+    committed = json.loads((clf.DEFAULT_PATH.parent / "manifest.json").read_text())
+    assert set(first) == set(committed) | {"versions"}  # the committed manifest's keys, plus library versions
+    assert set(first["git"]) == set(committed["git"]) and set(first["config"]) == set(committed["config"])
+    with pytest.raises(ValueError, match="unknown classifier config key"):
         clf.train_classifier({"stepz": 3}, tmp_path / "c")
+
+
+def test_committed_manifest_matches_the_config_file():
+    """The YAML read through ClassifierConfig is exactly the config the committed weights were trained with."""
+    manifest = json.loads((clf.DEFAULT_PATH.parent / "manifest.json").read_text())
+    config = clf.load_config(clf.DEFAULT_CONFIG_PATH)
+    assert config.to_dict() == manifest["config"] == clf.ClassifierConfig().to_dict()
+    assert clf.DEFAULT_PATH == ROOT / "checkpoints" / "mnist_classifier" / "model.safetensors"
+    # the manifest records the command as it was run, when the module was dlib.classifier
+    assert manifest["command"] == clf.TRAIN_COMMAND.replace("dlib.metrics.classifier", "dlib.classifier")
+
+
+def test_classifier_config_reads_and_refuses():
+    config = clf.load_config({"lr": "1e-3", "steps": "5_000", "model": {"dropout": 0.1}, "data": {"n": 64}})
+    assert config.lr == 0.001 and isinstance(config.lr, float) and config.steps == 5000
+    assert config.model == {"channels": [16, 32, 64], "num_features": 128, "dropout": 0.1}  # the rest: defaults
+    assert config.data == {"name": "mnist", "source": "offline", "n": 64}
+    with pytest.raises(ConfigError, match="model.num_feature in classifier config.*known keys of 'model' are: "
+                                          "channels, dropout, num_features"):
+        clf.load_config({"model": {"num_feature": 64}})
+    with pytest.raises(ConfigError, match=r"model.dropout must lie in \[0, 1\), got 1.5"):
+        clf.load_config({"model": {"dropout": 1.5}})
+    with pytest.raises(ConfigError, match="data.source must be one of"):
+        clf.load_config({"data": {"source": "web"}})
+    with pytest.raises(ConfigError, match="model.channels must be a list of three"):
+        clf.load_config({"model": {"channels": [8, 16]}})
+    with pytest.raises(ConfigError, match="batch_size must lie in"):
+        clf.load_config({"batch_size": 0})
+    with pytest.raises(ConfigError, match="unknown classifier config key.*known keys"):
+        clf.load_config({"stepz": 3})
+    with pytest.raises(ConfigError, match="no classifier config at"):
+        clf.load_config("configs/absent.yaml")
+
+
+def test_classifier_config_from_yaml(tmp_path):
+    path = tmp_path / "clf.yaml"
+    path.write_text("lr: 1e-3\nmodel: {num_features: 64}\n")  # YAML reads 1e-3 as a string
+    config = clf.load_config(path)
+    assert config.lr == 0.001 and config.model["num_features"] == 64 and config.name == "clf"
+    path.write_text("model:\n  num_feature: 64\n")
+    with pytest.raises(ConfigError, match="known keys of 'model' are: channels, dropout, num_features"):
+        clf.load_config(path)
+    path.write_text("model: {dropout: 1.5}\n")
+    with pytest.raises(ConfigError, match="dropout"):
+        clf.load_config(path)
 
 
 def test_random_shift_moves_pixels_and_fills_background():
@@ -290,6 +344,7 @@ def test_mae_and_ms_ssim(mnist):
 
 # ---------------------------------------------------------------------------------------------- evaluate
 
+@pytest.mark.slow
 def test_evaluate_real_digits_against_default_reference(mnist):
     test, _ = mnist
     result = metrics.evaluate(test.images.numpy(), device="cpu", kid_subsets=10)

@@ -1,4 +1,7 @@
-"""dlib.nets / dlib.nn_blocks: shapes, odd sizes, time conditioning, batch independence, errors."""
+"""dlib.nets / dlib.nn_blocks: shapes, odd sizes, time conditioning, batch independence, errors.
+
+Equations checked: eq-time-embedding.
+"""
 import json
 import math
 

@@ -1,4 +1,7 @@
-"""Every chapter in book/ has an .ipynb twin in notebooks/ with identical cells, and no outputs."""
+"""Every chapter in book/ has an .ipynb twin in notebooks/ with identical cells, and no outputs.
+
+Equations checked: none (the notebooks' pairing with the chapters).
+"""
 import json
 import pathlib
 

@@ -1,12 +1,15 @@
-"""dlib.reverse: a network's prediction as the Gaussian reverse step of DDPM (chapter "ddpm")."""
+"""dlib.reverse: a network's prediction as the Gaussian reverse step of DDPM (chapter "ddpm").
+
+Equations checked: eq-ddpm-mean, eq-ddpm-variance, eq-posterior-mean.
+"""
 import math
 
 import pytest
 import torch
 
-from dlib import exact, objectives, schedules
+from dlib import gaussian_mixture as gm, objectives, schedules
 from dlib.diffusion import nll_bits_per_dim, q_sample
-from dlib.reverse import reverse_gaussian, reverse_variances
+from dlib.reverse import reverse_gaussian
 
 F64 = torch.float64
 
@@ -14,7 +17,7 @@ F64 = torch.float64
 def _setup(T=50, B=64, seed=0):
     s = schedules.linear(T, beta_start=1e-3, beta_end=0.2)
     g = torch.Generator().manual_seed(seed)
-    mixture = exact.GaussianMixture(weights=[0.5, 0.5], means=[[-1.0, 0.5], [1.0, -0.5]], variances=0.05)
+    mixture = gm.GaussianMixture(weights=[0.5, 0.5], means=[[-1.0, 0.5], [1.0, -0.5]], variances=0.05)
     x0 = mixture.sample(B, g)
     t = torch.randint(1, T + 1, (B,), generator=g)
     x_t = q_sample(s, x0, t, torch.randn(x0.shape, generator=g, dtype=F64))
@@ -25,8 +28,8 @@ def _setup(T=50, B=64, seed=0):
 def test_mean_is_algorithm_2_in_eps_form(target):
     """mean = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_t), whatever the target."""
     s, mixture, x_t, t = _setup()
-    network = exact.exact_model(mixture, s, target)               # the Bayes-optimal output for `target`
-    eps_hat = exact.exact_model(mixture, s, "eps")(x_t, t)        # the same ideal denoiser, as eps
+    network = gm.exact_model(mixture, s, target)               # the Bayes-optimal output for `target`
+    eps_hat = gm.exact_model(mixture, s, "eps")(x_t, t)        # the same ideal denoiser, as eps
     mean, var = reverse_gaussian(network, s, target=target)(x_t, t)
     beta, alpha, alpha_bar = (s.gather(v, t, x_t) for v in (s.betas, s.alphas, s.alpha_bars))
     algorithm_2 = (x_t - beta / (1 - alpha_bar).sqrt() * eps_hat) / alpha.sqrt()
@@ -36,7 +39,7 @@ def test_mean_is_algorithm_2_in_eps_form(target):
 
 def test_variances():
     s = schedules.cosine(30)
-    tilde, beta = reverse_variances(s, "beta_tilde"), reverse_variances(s, "beta")
+    tilde, beta = s.reverse_variances("beta_tilde"), s.reverse_variances("beta")
     assert math.isnan(tilde[0]) and math.isnan(beta[0])
     # beta_tilde_t from its definition, independently of Schedule.beta_tildes
     a = s.alpha_bars
@@ -46,7 +49,7 @@ def test_variances():
     assert torch.equal(beta[1:], s.betas[1:])
     assert (tilde[2:] < beta[2:]).all()            # beta_tilde_t < beta_t for t >= 2
     with pytest.raises(ValueError, match="variance"):
-        reverse_variances(s, "learned")
+        s.reverse_variances("learned")
 
 
 def test_bound_of_the_exact_model_beats_a_wrong_one():
@@ -67,7 +70,7 @@ def test_bound_of_the_exact_model_beats_a_wrong_one():
 
 def test_errors():
     s, mixture, x_t, t = _setup(B=4)
-    p = reverse_gaussian(exact.exact_model(mixture, s, "eps"), s, target="eps")
+    p = reverse_gaussian(gm.exact_model(mixture, s, "eps"), s, target="eps")
     with pytest.raises(ValueError, match="timestep"):
         p(x_t, s.T + 1)
     with pytest.raises(ValueError, match="shape"):

@@ -1,18 +1,22 @@
-"""dlib.samplers: single steps against independent formulas, loops against known data laws (no network)."""
+"""dlib.samplers: single steps against independent formulas, loops against known data laws (no network).
+
+Equations checked: eq-ddpm-step, eq-ddpm-variance, eq-posterior-mean, eq-x0-from-eps, eq-eps-from-x0.
+"""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from dlib import exact, schedules
+from dlib import gaussian_mixture as gm, objectives, schedules
 from dlib import samplers as sp
 
 
 
 
-GAUSS = exact.GaussianMixture([1.0], [[0.8, -0.4]], [[0.3, 0.05]])
-GMM = exact.GaussianMixture([0.3, 0.7], [[-1.0, 0.6], [1.0, -0.4]], [[0.05, 0.1], [0.1, 0.03]])
+GAUSS = gm.GaussianMixture([1.0], [[0.8, -0.4]], [[0.3, 0.05]])
+GMM = gm.GaussianMixture([0.3, 0.7], [[-1.0, 0.6], [1.0, -0.4]], [[0.05, 0.1], [0.1, 0.03]])
+ANGULAR = schedules.angular(1000)
 
 
 def _case(T=50, B=8, seed=0):
@@ -164,12 +168,12 @@ def test_loops_follow_the_exact_gaussian_chain(eta):
     n = 20_000
     if eta is None:
         s = schedules.linear(200, 1e-4, 0.1)
-        x = sp.ddpm_sample(exact.exact_model(GAUSS, s, "eps"), s, (n, 2), seed=0, dtype=torch.float64,
+        x = sp.ddpm_sample(gm.exact_model(GAUSS, s, "eps"), s, (n, 2), seed=0, dtype=torch.float64,
                            progress=False)
         ts = list(range(200, 0, -1))
     else:
         s = schedules.cosine(200)
-        x = sp.ddim_sample(exact.exact_model(GAUSS, s, "x0"), s, (n, 2), 25, eta, target="x0", seed=0,
+        x = sp.ddim_sample(gm.exact_model(GAUSS, s, "x0"), s, (n, 2), 25, eta, target="x0", seed=0,
                            dtype=torch.float64, progress=False)
         ts = sp.timesteps(200, 25)
     m, V = _gaussian_chain_law(GAUSS, s, ts, eta)
@@ -194,37 +198,40 @@ LOOPS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(LOOPS))
 @pytest.mark.parametrize("data", ["gauss", "gmm"])
 def test_discrete_samplers_reproduce_the_data(name, data):
     run, s, target_gauss, target_gmm, rel = LOOPS[name]
     mix, target = (GAUSS, target_gauss) if data == "gauss" else (GMM, target_gmm)
-    x = run(exact.exact_model(mix, s, target), s, 3000, target)
+    x = run(gm.exact_model(mix, s, target), s, 3000, target)
     _check_moments(x, mix, rel)
     if data == "gmm":  # MMD permutation test against fresh data: p > 0.01
         assert _mmd_pvalue(x, mix.sample(3000, torch.Generator().manual_seed(7))) > 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", ["gauss", "gmm"])
 def test_angular_rk4_reproduces_the_data(data):
     mix = {"gauss": GAUSS, "gmm": GMM}[data]
-    x = sp.angular_sample(exact.exact_angular_model(mix, 1000, "x0_eps"), (3000, 2), 20, "rk4", seed=1,
+    x = sp.angular_sample(gm.exact_angular_model(mix, 1000, "x0_eps"), ANGULAR, (3000, 2), 20, "rk4", seed=1,
                           dtype=torch.float64, progress=False)
     _check_moments(x, mix)  # no allowance: RK4 with 20 steps is within 0.5 % of the data covariance
     assert _mmd_pvalue(x, mix.sample(3000, torch.Generator().manual_seed(8))) > 0.01
 
 
+@pytest.mark.slow
 def test_the_mmd_check_has_power():
     # negative control: a badly discretized sampler (5 DDPM steps with sigma^2 = beta) is rejected
     s = schedules.linear(5, 0.05, 0.9)
-    x = sp.ddpm_sample(exact.exact_model(GMM, s, "eps"), s, (3000, 2), variance="beta", seed=0,
+    x = sp.ddpm_sample(gm.exact_model(GMM, s, "eps"), s, (3000, 2), variance="beta", seed=0,
                        dtype=torch.float64, progress=False)
     assert _mmd_pvalue(x, GMM.sample(3000, torch.Generator().manual_seed(7))) < 0.01
 
 
 def test_ddim_all_steps_eta1_equals_ddpm():
     s = schedules.cosine(40)
-    model = exact.exact_model(GMM, s, "eps")
+    model = gm.exact_model(GMM, s, "eps")
     a = sp.ddpm_sample(model, s, (500, 2), seed=3, dtype=torch.float64, progress=False)
     b = sp.ddim_sample(model, s, (500, 2), 40, eta=1.0, seed=3, dtype=torch.float64, progress=False)
     torch.testing.assert_close(a, b)
@@ -232,7 +239,7 @@ def test_ddim_all_steps_eta1_equals_ddpm():
 
 def test_ddim_eta0_ignores_the_seed_given_x_T():
     s = schedules.cosine(100)
-    model = exact.exact_model(GMM, s, "eps")
+    model = gm.exact_model(GMM, s, "eps")
     x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
     a = sp.ddim_sample(model, s, None, 10, x_T=x_T, seed=1, progress=False)
     b = sp.ddim_sample(model, s, None, 10, x_T=x_T, seed=2, progress=False)
@@ -243,14 +250,127 @@ def test_ddim_eta0_ignores_the_seed_given_x_T():
 
 def test_seed_reproducibility_and_trajectory():
     s = schedules.cosine(30)
-    model = exact.exact_model(GMM, s, "x0_eps")
-    a, traj = sp.ddpm_sample(model, s, (8, 2), "x0_eps", seed=5, return_trajectory=True, progress=False)
+    model = gm.exact_model(GMM, s, "x0_eps")
+    traj = sp.Trajectory()
+    a = sp.ddpm_sample(model, s, (8, 2), seed=5, callback=traj, progress=False)
     b = sp.ddpm_sample(model, s, (8, 2), "x0_eps", generator=torch.Generator().manual_seed(5), progress=False)
     assert torch.equal(a, b)
-    assert traj["t"] == list(range(30, 0, -1))
-    assert len(traj["x_t"]) == len(traj["x0_hat"]) == 30 and traj["x_t"][0].shape == (8, 2)
+    assert traj.t == list(range(30, 0, -1))
+    assert len(traj) == len(traj.x_t) == len(traj.x0_hat) == 30 and traj.x_t[0].shape == (8, 2)
     # at t = 1 the last step returns coef_x0 x0_hat with coef_x0 = 1 (no noise)
-    torch.testing.assert_close(a, traj["x0_hat"][-1])
+    torch.testing.assert_close(a, traj.x0_hat[-1])
+
+
+# ----------------------------------------------------------------------------- loops = iterated steps
+def _noise_stream(seed, shape):
+    g = torch.Generator().manual_seed(seed)
+    return lambda: torch.randn(shape, generator=g, dtype=torch.float64)
+
+
+def test_ddpm_loop_is_its_step_iterated_bit_for_bit():
+    s = schedules.linear(40, 1e-3, 0.3)
+    model = gm.exact_model(GMM, s, "v")
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = sp.ddpm_sample(model, s, None, x_T=x_T, generator=torch.Generator().manual_seed(1), progress=False)
+    draw, x = _noise_stream(1, x_T.shape), x_T.clone()
+    for t in range(s.T, 0, -1):
+        tt = torch.full((16,), t)
+        x0_hat, eps_hat = objectives.predictions(s, x, t, model(x, tt), "v")
+        x = sp.ddpm_step(s, x, t, eps_hat, draw() if t > 1 else None, x0_hat=x0_hat)
+    assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_ddim_loop_is_its_step_iterated_bit_for_bit(eta):
+    s = schedules.cosine(100)
+    model = gm.exact_model(GMM, s, "eps")
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = sp.ddim_sample(model, s, None, 12, eta=eta, x_T=x_T, generator=torch.Generator().manual_seed(1),
+                         progress=False)
+    draw, x, ts = _noise_stream(1, x_T.shape), x_T.clone(), sp.timesteps(100, 12)
+    for t, t_prev in zip(ts, ts[1:] + [0]):
+        x0_hat, eps_hat = objectives.predictions(s, x, t, model(x, torch.full((16,), t)), "eps")
+        noise = draw() if eta > 0 and float(sp.ddim_sigma(s, t, t_prev, eta)) > 0 else None
+        x = sp.ddim_step(s, x, t, t_prev, eps_hat, eta, noise, x0_hat=x0_hat)
+    assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize("method", sp.METHODS)
+def test_angular_loop_is_its_rk_step_iterated_bit_for_bit(method):
+    model = gm.exact_angular_model(GMM, 1000, "x0_eps")
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = sp.angular_sample(model, ANGULAR, None, 6, method, x_T=x_T, progress=False)
+
+    def velocity(x, phi):
+        t = torch.full((16,), float(sp.model_time([phi], ANGULAR)[0]), dtype=torch.float64)
+        x0_hat, eps_hat = objectives.predictions_from_coeffs(math.cos(phi), math.sin(phi), x, model(x, t), "x0_eps")
+        return objectives.target_from_coeffs(math.cos(phi), math.sin(phi), x0_hat, eps_hat, "v"), x0_hat
+
+    x, h = x_T.clone(), -math.pi / 12
+    for k in range(6):
+        x, _ = sp.rk_step(velocity, x, math.pi / 2 + k * h, h, method)
+    assert torch.equal(out, x)
+
+
+def test_rotation_step_is_the_ddim_eta0_jump_on_the_angular_schedule():
+    s = schedules.angular(200)
+    g = torch.Generator().manual_seed(3)
+    x0_hat, eps_hat = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    t, t_prev = 150, 90
+    phi, phi_prev = (math.acos(math.sqrt(float(s.alpha_bars[k]))) for k in (t, t_prev))
+    x_t = math.cos(phi) * x0_hat + math.sin(phi) * eps_hat
+    torch.testing.assert_close(sp.rotation_step(x0_hat, eps_hat, phi_prev),
+                               sp.ddim_step(s, x_t, t, t_prev, eps_hat, x0_hat=x0_hat), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the target a model declares
+def test_a_contradicting_target_is_refused_and_the_declared_one_used():
+    s = schedules.cosine(50)
+    v_model = gm.exact_model(GMM, s, "v")       # declares target "v"
+    for run in (lambda **k: sp.ddpm_sample(v_model, s, (4, 2), seed=0, progress=False, **k),
+                lambda **k: sp.ddim_sample(v_model, s, (4, 2), 5, seed=0, progress=False, **k),
+                lambda **k: sp.angular_sample(v_model, s, (4, 2), 5, integer_t=True, seed=0, progress=False, **k)):
+        with pytest.raises(ValueError, match="contradicts"):
+            run(target="eps")
+        torch.testing.assert_close(run(), run(target="v"))
+    plain = lambda x, t: torch.zeros_like(x)  # noqa: E731  declares nothing: read as eps
+    assert sp.ddim_sample(plain, s, (4, 2), 5, seed=0, progress=False).shape == (4, 2)
+
+
+# ----------------------------------------------------------------------------- the front door
+class _Tiny(torch.nn.Module):
+    """A stand-in image network (B, 1, 4, 4) with the attributes a dlib U-Net has."""
+
+    in_channels, image_size, target = 1, 4, "eps"
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x, t):
+        return self.w * x + t.to(x.dtype).reshape(-1, 1, 1, 1) * 1e-4
+
+
+@pytest.mark.parametrize("sampler", sp.SAMPLERS)
+def test_sample_front_door(sampler):
+    s, net = schedules.cosine(20), _Tiny().train()
+    state = torch.get_rng_state()
+    x = sp.sample(net, s, 10, sampler=sampler, steps=4, batch_size=4, seed=3)
+    assert x.shape == (10, 1, 4, 4) and x.dtype == torch.float32 and x.abs().max() <= 1
+    assert torch.equal(torch.get_rng_state(), state) and net.training        # nothing disturbed
+    assert torch.equal(x, sp.sample(net, s, 10, sampler=sampler, steps=4, batch_size=4, seed=3))
+    # batch by batch: the first batch is the loop run alone with the same generator
+    first = {"ddpm": lambda g: sp.ddpm_sample(net, s, (4, 1, 4, 4), generator=g, progress=False),
+             "ddim": lambda g: sp.ddim_sample(net, s, (4, 1, 4, 4), 4, generator=g, progress=False),
+             "angular": lambda g: sp.angular_sample(net, s, (4, 1, 4, 4), 4, "rk2", generator=g, progress=False)}
+    with torch.no_grad():
+        torch.testing.assert_close(x[:4], first[sampler](torch.Generator().manual_seed(3)).clamp(-1, 1))
+    with pytest.raises(ValueError, match="contradicts"):
+        sp.sample(net, s, 2, sampler=sampler, target="x0")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sp.sample(net, s, 2, sampler="euler")
+    with pytest.raises(ValueError, match="n must be"):
+        sp.sample(net, s, 0)
 
 
 def test_clip_x0_clamps_the_prediction():
@@ -269,17 +389,20 @@ def test_angular_model_time_and_trajectory():
         seen.append(t.clone())
         return torch.cat([torch.zeros_like(x), x], 1)  # x0_hat = 0, eps_hat = x
 
-    x, traj = sp.angular_sample(model, (3, 2), 4, "euler", T=100, seed=0, return_trajectory=True, progress=False)
+    traj = sp.Trajectory()
+    sp.angular_sample(model, schedules.angular(100), (3, 2), 4, "euler", target="x0_eps", seed=0, callback=traj,
+                      progress=False)
     assert [round(float(t[0]), 6) for t in seen] == [100.0, 75.0, 50.0, 25.0]
-    assert traj["eta"] == pytest.approx([math.pi / 2 * (1 - k / 4) for k in range(4)])
-    # with the cosine schedule, t is where alpha_bar_t = cos^2(eta): check by interpolating alpha_bar
+    assert traj.t == pytest.approx([100.0, 75.0, 50.0, 25.0])
+    phis = [math.pi / 2 * (1 - k / 4) for k in range(4)]
+    # with the cosine schedule, t is where alpha_bar_t = cos^2(phi): check by interpolating alpha_bar
     s, seen[:] = schedules.cosine(100), []
-    sp.angular_sample(model, (3, 2), 4, "euler", schedule=s, seed=0, progress=False)
-    for t, eta in zip(seen, traj["eta"]):
+    sp.angular_sample(model, s, (3, 2), 4, "euler", target="x0_eps", seed=0, progress=False)
+    for t, phi in zip(seen, phis):
         t0 = int(float(t[0]))
         if t0 < 100:
             a_bar = s.alpha_bars[t0] + (float(t[0]) - t0) * (s.alpha_bars[t0 + 1] - s.alpha_bars[t0])
-            assert abs(math.acos(math.sqrt(a_bar)) - eta) < 0.02
+            assert abs(math.acos(math.sqrt(a_bar)) - phi) < 0.02
 
 
 # ----------------------------------------------------------------------------- angular convergence order
@@ -287,13 +410,13 @@ def test_angular_model_time_and_trajectory():
                                                 ("rk2", [8, 16, 32, 64], 1.7, 2.4),
                                                 ("rk4", [8, 16, 32, 64], 3.5, 6.0)])
 def test_angular_convergence_order(method, steps, lo, hi):
-    # Gaussian data N(mu, diag var): the flow from x at eta = pi/2 ends at mu + sqrt(var) x exactly
-    # (x(eta) = cos(eta) mu + sqrt(cos^2(eta) var + sin^2(eta)) x solves the ODE).
+    # Gaussian data N(mu, diag var): the flow from x at phi = pi/2 ends at mu + sqrt(var) x exactly
+    # (x(phi) = cos(phi) mu + sqrt(cos^2(phi) var + sin^2(phi)) x solves the ODE).
     mu, var = GAUSS.means[0], GAUSS.variances[0]
-    model = exact.exact_angular_model(GAUSS, 1000, "x0_eps")
+    model = gm.exact_angular_model(GAUSS, 1000, "x0_eps")
     x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     exact_end = mu + var.sqrt() * x_T
-    errors = [(sp.angular_sample(model, None, n, method, x_T=x_T, dtype=torch.float64, progress=False)
+    errors = [(sp.angular_sample(model, ANGULAR, None, n, method, x_T=x_T, dtype=torch.float64, progress=False)
                - exact_end).abs().max().item() for n in steps]
     order = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
     assert lo <= order <= hi, (method, errors, order)
@@ -302,11 +425,11 @@ def test_angular_convergence_order(method, steps, lo, hi):
 @pytest.mark.parametrize("target", ["eps", "x0", "score", "v"])
 def test_angular_other_targets_agree_with_joint(target):
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    ref = sp.angular_sample(exact.exact_angular_model(GMM, 1000, "x0_eps"), None, 40, "rk4", x_T=x_T,
+    ref = sp.angular_sample(gm.exact_angular_model(GMM, 1000, "x0_eps"), ANGULAR, None, 40, "rk4", x_T=x_T,
                             dtype=torch.float64, progress=False)
-    x = sp.angular_sample(exact.exact_angular_model(GMM, 1000, target), None, 40, "rk4", target=target,
+    x = sp.angular_sample(gm.exact_angular_model(GMM, 1000, target), ANGULAR, None, 40, "rk4", target=target,
                           x_T=x_T, dtype=torch.float64, progress=False)
-    tol = 1e-9 if target == "v" else 0.05  # clamping at the singular end costs O(eta_clip)
+    tol = 1e-9 if target == "v" else 0.05  # clamping at the singular end costs O(phi_clip)
     assert (x - ref).abs().max() < tol
 
 
@@ -331,7 +454,7 @@ def test_value_errors():
     with pytest.raises(ValueError, match="unknown target"):
         sp.ddpm_sample(lambda x, t: x, s, (4, 2), target="noise", progress=False)
     with pytest.raises(ValueError, match="unknown method"):
-        sp.angular_sample(lambda x, t: x, (4, 2), 5, method="rk3", progress=False)
+        sp.angular_sample(lambda x, t: x, ANGULAR, (4, 2), 5, method="rk3", progress=False)
     with pytest.raises(ValueError, match="unknown spacing"):
         sp.timesteps(100, 10, "cubic")
     with pytest.raises(ValueError, match="steps"):

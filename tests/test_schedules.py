@@ -1,4 +1,7 @@
-"""Noise schedules of chapter "forward" (eq-alpha-bar, eq-snr) against hand computations in numpy."""
+"""Noise schedules of chapter "forward" (eq-alpha-bar, eq-snr) against hand computations in numpy.
+
+Equations checked: eq-alpha-bar, eq-snr, eq-beta-tilde, eq-posterior-mean.
+"""
 import math
 
 import numpy as np
@@ -16,7 +19,7 @@ def test_lengths_and_index_zero(make):
         values = getattr(s, name)
         assert values.shape == (38,) and values.dtype == torch.float64, name
     assert s.betas[0] == 0 and s.alphas[0] == 1 and s.alpha_bars[0] == 1
-    assert s.beta_tildes()[0] == 0
+    assert s.beta_tildes[0] == 0
     assert ((s.betas[1:] > 0) & (s.betas[1:] < 1)).all()
     assert (np.diff(s.alpha_bars.numpy()) < 0).all()
 
@@ -91,7 +94,7 @@ def test_beta_tilde_by_hand():
     b = s.betas.numpy()
     a = np.cumprod(1 - b)
     for t in (1, 2, 15, 30):
-        assert s.beta_tildes()[t].item() == pytest.approx((1 - a[t - 1]) / (1 - a[t]) * b[t], rel=1e-12)
+        assert s.beta_tildes[t].item() == pytest.approx((1 - a[t - 1]) / (1 - a[t]) * b[t], rel=1e-12)
 
 
 def test_gather_shape_dtype():
@@ -151,3 +154,27 @@ def test_check_t():
     for bad in (1.0, torch.tensor([2.0]), torch.tensor([True])):
         with pytest.raises(ValueError, match="integers"):
             s.check_t(bad)
+
+
+@pytest.mark.parametrize("make", [lambda: schedules.linear(50, 1e-3, 0.3), lambda: schedules.cosine(80),
+                                  lambda: schedules.angular(60)])
+def test_posterior_coefficients_by_completing_the_square(make):
+    # q(x_{t-1} | x_t, x_0) ~ q(x_t | x_{t-1}) q(x_{t-1} | x_0): precisions add (eq-posterior-mean, eq-beta-tilde)
+    s = make()
+    t = torch.arange(2, s.T + 1)
+    alpha, beta, a_prev = s.alphas[t], s.betas[t], s.alpha_bars[t - 1]
+    precision = alpha / beta + 1 / (1 - a_prev)
+    torch.testing.assert_close(s.beta_tildes[t], 1 / precision, rtol=1e-10, atol=0)
+    torch.testing.assert_close(s.coef_xt[t], alpha.sqrt() / beta / precision, rtol=1e-10, atol=0)
+    torch.testing.assert_close(s.coef_x0[t], a_prev.sqrt() / (1 - a_prev) / precision, rtol=1e-10, atol=0)
+    assert s.coef_x0[1] == pytest.approx(1.0, abs=1e-12) and s.coef_xt[1] == 0     # t = 1: the mean is x_0
+
+
+def test_from_config_builds_each_kind_and_names_unknown_keys():
+    assert schedules.from_config({"kind": "linear", "T": 300, "beta_end": 0.02}).T == 300
+    assert schedules.from_config({"kind": "cosine", "T": 10}).name == "cosine(T=10)"
+    assert schedules.from_config({"T": 20}).name == "linear(T=20)"
+    with pytest.raises(ValueError, match="schedule.TT"):
+        schedules.from_config({"kind": "linear", "TT": 10})
+    with pytest.raises(ValueError, match="kind"):
+        schedules.from_config({"kind": "sigmoid"})

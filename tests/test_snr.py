@@ -1,4 +1,7 @@
-"""The data-dependent SNR of chapter "forward" (eq-snr) against a Monte Carlo estimate."""
+"""The data-dependent SNR of chapter "forward" (eq-snr) against a Monte Carlo estimate.
+
+Equations checked: eq-snr.
+"""
 
 import pytest
 import torch

@@ -1,4 +1,7 @@
-"""dlib.train and the command line: reproducibility, exact resume, CLI smoke, DDP with gloo."""
+"""dlib.train and the command line: reproducibility, exact resume, CLI smoke, DDP with gloo.
+
+Equations checked: eq-ddpm-loss (the loop's loss), otherwise none (reproducibility and resume).
+"""
 import dataclasses
 import json
 import os
@@ -10,9 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlib import checkpoint, train as training
+from dlib import checkpoint, samplers, train as training
+from dlib.config import ConfigError
 from dlib.nets import UNet
-from dlib.train import TrainConfig, batch_indices, load_config, update_ema
+from dlib.train import batch_indices, update_ema
+from dlib.runtime import autocast_dtype
+from dlib.train_config import TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny_test.yaml"
@@ -113,15 +119,143 @@ def test_ema_update_is_the_convex_combination():
 
 
 def test_config_errors_and_precision():
-    with pytest.raises(ValueError, match="unknown training config keys \\['lerning_rate'\\]"):
+    with pytest.raises(ValueError, match="unknown training config key \\['lerning_rate'\\]"):
         TrainConfig.from_dict({"lerning_rate": 1.0})
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
     with pytest.raises(ValueError, match="no config"):
         load_config("no_such_config")
     with pytest.raises(ValueError, match="needs CUDA"):
-        training.resolve_precision("fp16", torch.device("cpu"))
-    assert training.resolve_precision("fp32", torch.device("cpu")) is None
+        autocast_dtype("fp16", torch.device("cpu"))
+    assert autocast_dtype("fp32", torch.device("cpu")) is None
+
+
+def test_train_no_longer_re_exports_the_config_names():
+    for name in ("TrainConfig", "load_config", "autocast_dtype", "cpu_has_bf16_units", "PRECISIONS", "make_schedule",
+                 "sample_images"):
+        assert not hasattr(training, name), name
+
+
+@pytest.mark.parametrize("section,typo,known", [
+    ("model", {"base_channel": 8}, "base_channels"),
+    ("data", {"name": "digits", "splt": "train"}, "split"),
+    ("schedule", {"kind": "linear", "TT": 50}, "beta_start"),
+    ("schedule", {"kind": "cosine", "beta_start": 0.1}, "max_beta"),  # a key of another kind
+])
+def test_a_typo_in_a_section_lists_that_sections_keys(section, typo, known):
+    with pytest.raises(ConfigError, match=f"unknown key {section}\\.") as err:
+        TrainConfig(**{section: typo})
+    assert known in str(err.value) and f"known keys of '{section}'" in str(err.value)
+
+
+def test_section_keys_come_from_the_constructors():
+    import inspect
+
+    from dlib import data, schedules
+
+    keys = TrainConfig().section_keys()
+    unet = set(inspect.signature(UNet.__init__).parameters) - {"self", "in_channels", "image_size", "target"}
+    assert set(keys["model"]) == unet and set(keys["data"]) == set(inspect.signature(data.load).parameters)
+    assert keys["schedule"] == ("kind", *schedules.KINDS["linear"])
+    assert TrainConfig(schedule={"kind": "angular", "T": 10}).section_keys()["schedule"] == \
+        ("kind", *schedules.KINDS["angular"])
+    with pytest.raises(ConfigError, match="schedule kind"):
+        TrainConfig(schedule={"kind": "sigmoid", "T": 10})
+    with pytest.raises(ConfigError, match="T must be a positive int"):
+        TrainConfig(schedule={"kind": "linear", "T": 0})
+    with pytest.raises(ConfigError, match="data.name"):
+        TrainConfig(data={"split": "train"})
+
+
+def test_numbers_as_yaml_writes_them(tmp_path):
+    text = TINY.read_text().replace("lr: 2.0e-3", "lr: 1e-3").replace("steps: 6", "steps: 5_000")
+    text = text.replace("beta_start: 1.0e-3", "beta_start: 1e-3")
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = TrainConfig.from_yaml(tmp_path / "c.yaml")  # PyYAML reads 1e-3 as the string "1e-3"
+    assert cfg.lr == 1e-3 and isinstance(cfg.lr, float) and cfg.steps == 5000 and isinstance(cfg.steps, int)
+    assert cfg.schedule["beta_start"] == 1e-3
+    assert TrainConfig(steps=5e3).steps == 5000 and TrainConfig(model={"dropout": "1e-1"}).model["dropout"] == 0.1
+    with pytest.raises(ConfigError, match="whole number"):
+        TrainConfig(steps=2.5)
+    with pytest.raises(ConfigError, match="lr must be a number"):
+        TrainConfig(lr="fast")
+
+
+@pytest.mark.parametrize("field,bad,good", [
+    ("lr", 0.0, 1e-4), ("weight_decay", -1e-3, 0.0), ("ema_decay", 1.0, 0.0), ("ema_decay", 1.5, 0.9999),
+    ("grad_clip", -1.0, 0.0), ("warmup", -1, 0), ("steps", 0, 1), ("batch_size", 0, 1),
+    ("joint_gamma", -0.5, 0.0), ("snr_gamma", 0.0, 1.0), ("seed", -1, 0), ("checkpoint_every", -1, 0),
+    ("sample_every", -1, 0), ("log_every", -1, 0), ("n_samples", 0, 1), ("sample_steps", 0, 1),
+    ("target", "noise", "v"), ("weighting", "snr", "min_snr"), ("precision", "fp8", "bf16"),
+    ("sampler", "euler", "angular"), ("device", "gpu", "cuda:1"),
+])
+def test_every_field_is_checked(field, bad, good):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: bad})
+    assert getattr(TrainConfig(**{field: good}), field) == good
+
+
+def test_choices_come_from_their_modules():
+    from dlib import objectives, samplers
+
+    names = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert names["target"].metadata["options"] == objectives.TARGETS
+    assert names["weighting"].metadata["options"] == objectives.WEIGHTINGS
+    assert names["sampler"].metadata["options"] == samplers.SAMPLERS
+
+
+@pytest.mark.parametrize("capability,want", [((7, 5), torch.float16), ((7, 0), torch.float16),
+                                             ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_precision_takes_bf16_only_on_native_bf16_gpus(monkeypatch, capability, want):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # counts emulation: not used
+    assert autocast_dtype("auto", torch.device("cuda")) == want
+    assert autocast_dtype("fp32", torch.device("cuda")) is None
+
+
+def test_train_refuses_steps_below_one_and_none_means_the_configs(tmp_path):
+    with pytest.raises(ValueError, match="steps"):
+        training.train(_tiny(), tmp_path / "zero", steps=0, progress=False)
+    assert not (tmp_path / "zero").exists()
+    assert training.train(_tiny(steps=2), tmp_path / "none", steps=None, progress=False)["steps"] == 2
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_never_overwritten_by_accident(tmp_path):
+    out = tmp_path / "run"
+    training.train(_tiny(steps=2, sample_every=2, n_samples=4, sample_steps=2), out, progress=False)
+    before = _snapshot(out)
+    assert {"config.yaml", "log.jsonl", "summary.json", "model.safetensors"} <= {str(p) for p in before}
+    with pytest.raises(ValueError, match="already holds a run .*--resume.*--overwrite"):
+        training.train(_tiny(steps=4), out, progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        training.train(_tiny(steps=4), out, progress=False, resume=True, overwrite=True)
+    # --overwrite, but the new config cannot be built: the old run is still untouched
+    for bad in (_tiny(data={"name": "no_such_set"}), _tiny(model={**_tiny().model, "groups": 3}),
+                _tiny(precision="fp16")):
+        with pytest.raises(ValueError):
+            training.train(bad, out, progress=False, overwrite=True)
+    assert _snapshot(out) == before
+    # --overwrite with a good config replaces the run's files (and only those)
+    (out / "notes.txt").write_text("mine")
+    summary = training.train(_tiny(steps=3), out, progress=False, overwrite=True)
+    assert summary["steps"] == 3 and summary["start_step"] == 0
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "samples").exists()
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_resume_refuses_weights_without_training_state(tmp_path):
+    out = tmp_path / "run"
+    training.train(_tiny(steps=2), out, progress=False)
+    (out / "model.train.safetensors").unlink()
+    before = _snapshot(out)
+    with pytest.raises(ValueError, match="no training state"):
+        training.train(_tiny(steps=4), out, progress=False, resume=True)
+    assert _snapshot(out) == before
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (ROOT / "configs").glob("mnist_*.yaml") if "classifier" not in p.stem),
@@ -151,6 +285,7 @@ def _cli(*args, timeout=120, **env):
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
+@pytest.mark.subprocess
 def test_cli_train_and_sample(tmp_path):
     out = tmp_path / "run"
     r = _cli("-m", "dlib", "train", str(TINY), "--steps", "4", "--out", str(out), "--no-progress")
@@ -173,6 +308,7 @@ def test_cli_train_and_sample(tmp_path):
     assert main(["sample", ckpt, "--n", "6", "--out", str(tmp_path / "s.jpg")]) == 2  # bad suffix: clear error
 
 
+@pytest.mark.subprocess
 def test_ddp_two_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     r = _cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dlib", "train",
@@ -204,11 +340,11 @@ def test_sample_grids_do_not_disturb_training(tmp_path):
 def test_angular_joint_model_samples_with_the_angular_sampler(tmp_path):
     cfg = _tiny(steps=2, target="x0_eps", schedule={"kind": "angular", "T": 50}, joint_gamma=0.5)
     training.train(cfg, tmp_path, progress=False)
-    model, info = checkpoint.load(tmp_path / "model.safetensors")
-    schedule = training.make_schedule(info["train_config"]["schedule"])
-    x = training.sample_images(model, schedule, 3, sampler="angular", steps=3, method="euler", seed=0)
+    model, schedule = checkpoint.load_pipeline(tmp_path / "model.safetensors")
+    assert schedule.name == "angular(T=50)" and model.target == "x0_eps"
+    x = samplers.sample(model, schedule, 3, sampler="angular", steps=3, method="euler", seed=0)
     assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all() and x.abs().max() <= 1
-    assert torch.equal(x, training.sample_images(model, schedule, 3, sampler="angular", steps=3, method="euler"))
+    assert torch.equal(x, samplers.sample(model, schedule, 3, sampler="angular", steps=3, method="euler"))
 
 
 def test_make_grid_places_each_image():
@@ -229,8 +365,10 @@ def test_cli_evaluate_hands_the_samples_to_dlib_metrics(tmp_path, monkeypatch):
     from dlib.__main__ import main
 
     calls = []
-    fake = types.SimpleNamespace(evaluate=lambda samples, metrics, reference=None: calls.append(
-        (tuple(samples.shape), samples.dtype, metrics, reference)) or {"fid": 1.5})
+    fake = types.SimpleNamespace(DEFAULT_METRICS=("classifier-fid",),
+                                 evaluate=lambda samples, metrics, reference=None:
+                                 calls.append((tuple(samples.shape), samples.dtype, metrics, reference))
+                                 or {"fid": 1.5})
     monkeypatch.setitem(sys.modules, "dlib.metrics", fake)
     monkeypatch.setattr("dlib.metrics", fake, raising=False)
     np.save(tmp_path / "s.npy", np.zeros((5, 1, 8, 8), np.float32))

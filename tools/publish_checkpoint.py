@@ -5,16 +5,15 @@
 Copies the run's EMA weights (model.safetensors), config and log into checkpoints/<name>/, draws
 samples with DDIM-50 and DDPM-1000, measures them with dlib.metrics (classifier-FID, classifier-IS,
 precision, recall against the offline MNIST digits), saves a sample grid, and writes
-manifest.json: command, config, git commit, data, steps, wall time, hardware, final loss, metrics.
+manifest.json: command, config, git commit, data, steps, wall time, hardware, library versions,
+final loss, metrics (the provenance comes from dlib.provenance).
 The training state (*.train.safetensors, optimizer and RNG) stays in the run folder.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,24 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlib import checkpoint, metrics, plotting, samplers, train  # noqa: E402
+from dlib import checkpoint, metrics, plotting, provenance, samplers, train, train_config  # noqa: E402
 
 METRICS = ("classifier-fid", "classifier-is", "precision", "recall")
-
-
-def _git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "dlib", "configs"], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip() + ("+uncommitted-changes" if dirty.stdout.strip() else "")
-
-
-def _hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
 
 
 def _measure(model, schedule, sampler: str, n: int, seed: int, batch: int = 250) -> tuple[torch.Tensor, dict, float]:
@@ -85,7 +69,7 @@ def main() -> int:
 
     weights = args.run_dir / "model.safetensors"
     model, info = checkpoint.load(weights)
-    cfg = train.load_config(info["train_config"])
+    cfg = train_config.load_config(info["train_config"])
     schedule = train.make_schedule(cfg.schedule)
     shutil.copy2(weights, out / "model.safetensors")
     shutil.copy2(args.run_dir / "config.yaml", out / "config.yaml")
@@ -114,7 +98,7 @@ def main() -> int:
         "name": args.name,
         "command": args.train_command or f"python -m dlib train configs/{cfg.name}.yaml --out {args.run_dir}",
         "publish_command": " ".join(["python", "tools/publish_checkpoint.py", *sys.argv[1:]]),
-        "git_commit": _git_commit(),
+        "git_commit": provenance.commit_label(),  # "<sha>" or "<sha>+uncommitted-changes" (dlib/, configs/)
         "config": info["train_config"],
         "data": info["data"],
         "steps": info["step"],
@@ -122,7 +106,8 @@ def main() -> int:
         "images_seen": info["step"] * cfg.batch_size,
         "wall_time_minutes": round(wall / 60, 1),
         "wall_time_note": args.note or "from the run's config.yaml write to this checkpoint's write",
-        "hardware": _hardware(),
+        "hardware": provenance.hardware(),
+        "versions": provenance.versions(),
         "precision": info.get("extra", {}).get("precision"),
         "final_loss": log[-1]["loss"] if log else None,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -1,14 +1,15 @@
-"""dlib.toy: the DSM trainer learns the known score of Gaussian data blurred by each noise level,
-reaches the known minimum of the loss, and is reproducible; bad input raises ValueError."""
+"""dlib.score_mlp: the DSM trainer learns the known score of Gaussian data blurred by each noise level,
+reaches the known minimum of the loss, and is reproducible; bad input raises ValueError.
+
+Equations checked: eq-dsm, eq-ncsn-loss.
+"""
 import math
 
 import pytest
 import torch
 
-from dlib.toy import ToyScoreMLP, train_dsm
-
-
-
+from dlib.config import ConfigError
+from dlib.score_mlp import DSMConfig, ToyScoreMLP, train_dsm
 
 S2 = 0.25                                  # data ~ N(0, S2 I) in 2-D
 SIGMAS = torch.tensor([1.0, 0.5, 0.25, 0.1])
@@ -100,3 +101,30 @@ class _WrongShape(torch.nn.Module):
 
     def forward(self, x, sigma):
         return x[:, :1] * self.w
+
+
+def test_dsm_config_checks_and_converts_its_numbers():
+    cfg = DSMConfig.from_dict({"steps": "1_000", "batch": 64.0, "lr": "3e-3"})  # as YAML may write them
+    assert (cfg.steps, cfg.batch, cfg.lr) == (1000, 64, 3e-3) and isinstance(cfg.batch, int)
+    assert DSMConfig() == DSMConfig(steps=2000, batch=256, lr=2e-3)
+    for bad, match in (({"steps": 0}, "steps"), ({"batch": 1.5}, "batch"), ({"lr": 0.0}, "lr"),
+                       ({"lr": "fast"}, "lr"), ({"steps": True}, "steps"), ({"stepz": 3}, "stepz")):
+        with pytest.raises(ConfigError, match=match):
+            DSMConfig.from_dict(bad)
+
+
+def test_train_dsm_takes_a_config_or_the_keywords_alike():
+    data = _gaussian_data(200, 5)
+
+    def run(**kwargs):
+        torch.manual_seed(0)
+        model = ToyScoreMLP(hidden=8, depth=1)
+        return train_dsm(model, data, [1.0, 0.1], generator=torch.Generator().manual_seed(0), **kwargs)
+
+    by_keywords = run(steps=5, batch=16, lr=1e-3)
+    assert len(by_keywords) == 5
+    assert run(config=DSMConfig(steps=5, batch=16, lr=1e-3)) == by_keywords
+    assert run(config={"steps": 5, "batch": 16, "lr": 1e-3}) == by_keywords
+    assert run(config=DSMConfig(steps=9, batch=16, lr=1e-3), steps=5) == by_keywords  # a keyword overrides
+    with pytest.raises(ValueError, match="config must be"):
+        run(config=5)

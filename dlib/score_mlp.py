@@ -3,20 +3,37 @@
 Chapter "scores": :class:`ToyScoreMLP` maps a point x (B, 2) and a noise level sigma (B,) to an
 estimate of the score grad_x log q_sigma(x) of the data blurred by N(0, sigma^2 I);
 :func:`train_dsm` fits it with the denoising score-matching loss (eq-dsm) over several noise
-levels, weighted by sigma^2 as in Song & Ermon (2019). Sample from it with
-:func:`dlib.langevin.annealed_langevin`.
+levels, weighted by sigma^2 as in Song & Ermon (2019); its settings are a :class:`DSMConfig`.
+Sample from it with :func:`dlib.langevin.annealed_langevin`.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import Config, number
+
 Tensor = torch.Tensor
 
-__all__ = ["ToyScoreMLP", "train_dsm"]
+__all__ = ["DSMConfig", "ToyScoreMLP", "train_dsm"]
+
+
+@dataclass
+class DSMConfig(Config):
+    """Settings of :func:`train_dsm` (a :class:`dlib.config.Config`: typed, range-checked, YAML-able).
+
+    ``steps``: optimisation steps (>= 1); ``batch``: batch size (>= 1); ``lr``: peak Adam learning
+    rate (> 0). Numeric strings such as ``"3e-3"`` are accepted; anything else out of range is a
+    :class:`dlib.config.ConfigError` (a ValueError) naming the field.
+    """
+
+    steps: int = number(2000, low=1, doc="optimisation steps")
+    batch: int = number(256, low=1, doc="batch size")
+    lr: float = number(2e-3, low=0, low_open=True, doc="peak Adam learning rate")
 
 
 class ToyScoreMLP(nn.Module):
@@ -87,8 +104,9 @@ def _as_levels(sigmas) -> Tensor:
     return levels
 
 
-def train_dsm(model: nn.Module, data: Tensor, sigmas, steps: int, batch: int = 256, lr: float = 2e-3,
-              generator: torch.Generator | None = None, progress: bool = False) -> list[float]:
+def train_dsm(model: nn.Module, data: Tensor, sigmas, steps: int | None = None, batch: int | None = None,
+              lr: float | None = None, generator: torch.Generator | None = None, progress: bool = False,
+              config: DSMConfig | None = None) -> list[float]:
     """Fit a score model by denoising score matching over noise levels (chapter "scores", eq-ncsn-loss).
 
     Each step draws a batch of data points x, for each one a noise level sigma uniformly from
@@ -106,27 +124,30 @@ def train_dsm(model: nn.Module, data: Tensor, sigmas, steps: int, batch: int = 2
             (e.g. :class:`ToyScoreMLP`); trained in place on its own device.
         data: training points, float tensor (N, d).
         sigmas: noise levels, a non-empty 1-D sequence of positive numbers.
-        steps: number of optimisation steps (>= 1).
-        batch: batch size (>= 1).
-        lr: peak Adam learning rate (> 0).
+        steps, batch, lr: number of optimisation steps (>= 1), batch size (>= 1) and peak Adam
+            learning rate (> 0); each one given overrides ``config``'s.
         generator: CPU ``torch.Generator`` for the batches, levels and noise; with it and a fixed
             initialisation the run is reproducible on the CPU.
         progress: show a tqdm progress bar.
+        config: a :class:`DSMConfig` or a dict of its fields (default: ``DSMConfig()``, 2000 steps
+            of 256 at lr 2e-3).
     Returns:
         the loss of every step, a list of ``steps`` floats.
     Raises:
-        ValueError: bad ``data`` shape, ``sigmas``, ``steps``, ``batch`` or ``lr``, or a model
-            output of the wrong shape.
+        ValueError: bad ``data`` shape or ``sigmas``, a model output of the wrong shape;
+            ConfigError (a ValueError): bad ``steps``, ``batch`` or ``lr``.
     """
     if not torch.is_tensor(data) or not data.is_floating_point() or data.ndim != 2 or data.shape[0] == 0:
         got = tuple(data.shape) if torch.is_tensor(data) else type(data).__name__
         raise ValueError(f"data must be a non-empty float tensor of shape (N, d), got {got}")
     levels = _as_levels(sigmas)
-    for name, value in (("steps", steps), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    given = {k: v for k, v in (("steps", steps), ("batch", batch), ("lr", lr)) if v is not None}
+    if config is None or isinstance(config, dict):
+        config = DSMConfig.from_dict(config or {})
+    if not isinstance(config, DSMConfig):
+        raise ValueError(f"config must be a DSMConfig or a dict, got {type(config).__name__}")
+    cfg = config.replace(**given)  # validated: steps, batch >= 1, lr > 0
+    steps, batch, lr = cfg.steps, cfg.batch, cfg.lr
     params = list(model.parameters())
     device = params[0].device if params else data.device
     dtype = params[0].dtype if params else data.dtype

@@ -1,9 +1,9 @@
-"""Exercises of chapter "ddpm", registered with :mod:`dlib.exercises`.
+"""Exercises of chapter "ddpm", registered with :mod:`dlib.exercises.checking`.
 
-Loaded by :mod:`dlib.exercise_bank`. References: one ancestral step with sigma_t^2 = beta_t
-(:func:`dlib.samplers.ddpm_step`, eq-ddpm-step), the sinusoidal time embedding
-(:func:`dlib.nn_blocks.timestep_embedding`, eq-time-embedding) and the discretized decoder term in
-bits per dimension (:func:`dlib.diffusion.discretized_gaussian_log_likelihood`, eq-bits-per-dim).
+References: one ancestral step with sigma_t^2 = beta_t (:func:`dlib.samplers.ddpm_step`,
+eq-ddpm-step), the sinusoidal time embedding (:func:`dlib.nn_blocks.timestep_embedding`,
+eq-time-embedding) and the discretized decoder term in bits per dimension
+(:func:`dlib.diffusion.discretized_gaussian_log_likelihood`, eq-bits-per-dim).
 """
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import math
 
 import torch
 
-from . import diffusion, nn_blocks, samplers
-from .exercises import Exercise, register
-from .exercises import random_schedule as _schedule
+from .. import diffusion, nn_blocks, samplers
+from .checking import Exercise, random_schedule, register
 
 
 def _step_inputs(gen: torch.Generator) -> dict:
-    s = _schedule(gen)
+    s = random_schedule(gen)
     t = torch.randint(1, s.T + 1, (3,), generator=gen)
     t[0] = 1                                   # one example at the last step, which adds no noise
     normal = lambda: torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64)  # noqa: E731

@@ -1,26 +1,24 @@
-"""Exercises of chapter "objectives", registered with :mod:`dlib.exercises`.
+"""Exercises of chapter "objectives", registered with :mod:`dlib.exercises.checking`.
 
-Loaded by :mod:`dlib.exercise_bank` (``from . import exercises_objectives``). Every reference is a
-``dlib.objectives`` function: the conversion eps_from_x0 (eq-eps-from-x0), the v target (eq-v), the
-bound's weight on the eps error (eq-loss-eps, eq-elbo-weights) and the min-SNR weight of the v loss
-(eq-min-snr).
+Every reference is a ``dlib.objectives`` function: the conversion eps_from_x0 (eq-eps-from-x0), the
+v target (eq-v), the bound's weight on the eps error (eq-loss-eps, eq-elbo-weights) and the min-SNR
+weight of the v loss (eq-min-snr).
 """
 from __future__ import annotations
 
 import torch
 
-from . import diffusion, objectives
-from .exercises import Exercise, register
-from .exercises import random_images as _images
-from .exercises import random_schedule as _schedule
+from .. import diffusion, objectives
+from .checking import Exercise, random_images, random_schedule, register
 
 
 def _eps_from_x0_inputs(gen: torch.Generator) -> dict:
-    s = _schedule(gen)
+    s = random_schedule(gen)
     t = torch.randint(1, s.T + 1, (3,), generator=gen)
-    x_t = diffusion.q_sample(s, _images(gen), t, torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64))
+    x0 = random_images(gen)
+    x_t = diffusion.q_sample(s, x0, t, torch.randn(x0.shape, generator=gen, dtype=torch.float64))
     # an x0 prediction that is not the x0 which made x_t, as a network's would be
-    return {"schedule": s, "x_t": x_t, "t": t, "x0": _images(gen)}
+    return {"schedule": s, "x_t": x_t, "t": t, "x0": random_images(gen)}
 
 
 register(Exercise(
@@ -31,20 +29,21 @@ register(Exercise(
 
 
 def _v_inputs(gen: torch.Generator) -> dict:
-    s = _schedule(gen)
-    return {"schedule": s, "x0": _images(gen), "eps": torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64),
+    s = random_schedule(gen)
+    return {"schedule": s, "x0": random_images(gen),
+            "eps": torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64),
             "t": torch.randint(1, s.T + 1, (3,), generator=gen)}
 
 
 register(Exercise(
     name="v-target", chapter="objectives",
-    reference=lambda schedule, x0, eps, t: objectives.v_from_x0_eps(schedule, x0, eps, t),
+    reference=lambda schedule, x0, eps, t: objectives.v_from_x0_eps(schedule, x0=x0, eps=eps, t=t),
     inputs=_v_inputs,
 ))
 
 
 def _weight_inputs(gen: torch.Generator) -> dict:
-    s = _schedule(gen)
+    s = random_schedule(gen)
     return {"schedule": s, "t": torch.randint(2, s.T + 1, (4,), generator=gen)}
 
 
@@ -56,7 +55,7 @@ register(Exercise(
 
 
 def _min_snr_inputs(gen: torch.Generator) -> dict:
-    s = _schedule(gen)
+    s = random_schedule(gen)
     return {"schedule": s, "t": torch.randint(1, s.T + 1, (4,), generator=gen),
             "gamma": float(0.5 + 9.5 * torch.rand(1, generator=gen))}
 

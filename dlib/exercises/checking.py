@@ -1,4 +1,4 @@
-"""Automatic checks for the book's exercises.
+"""Automatic checks for the book's exercises: the exercise record, the registry and ``check``.
 
 A reader writes a function and calls ``dlib.exercises.check("posterior-mean", my_function)``. The
 check draws a few random inputs, calls the reader's function and the book's reference (a ``dlib``
@@ -6,19 +6,31 @@ function), and prints either a pass or the first mismatch (inputs, expected, got
 raises for a wrong answer, so a chapter keeps running; it returns a :class:`Result` that is truthy
 only on a pass. A stub that raises ``NotImplementedError`` is reported as "not attempted yet".
 
-Chapters register their exercises here (:func:`register`) next to the reference they check
-against; ``tests/test_exercises.py`` proves every check passes with the worked solution printed in
-the book and fails with a wrong answer.
+Each chapter's exercises live in their own module of this package (``dlib.exercises.<chapter>``),
+which registers them here with :func:`register`. This module never imports those modules by name:
+:func:`load_chapters` imports the ones listed in :data:`CHAPTERS` on first use of the registry, so
+a chapter module can import this one without an import circle. ``tests/test_exercises.py`` proves
+every check passes with the worked solution printed in the book and fails with a wrong answer.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-__all__ = ["Exercise", "Result", "check", "register", "EXERCISES"]
+from .. import schedules
 
+__all__ = ["CHAPTERS", "Exercise", "Result", "EXERCISES", "register", "load_chapters", "names",
+           "random_schedule", "random_images", "check"]
+
+# The chapters that have exercises, in book order: each is a module ``dlib.exercises.<chapter>``.
+CHAPTERS = ("posterior", "elbo", "scores", "objectives", "ddpm")
+
+
+# -----------------------------------------------------------------------------------------------
+# the exercise record and the registry
 
 @dataclass(frozen=True)
 class Exercise:
@@ -47,20 +59,7 @@ class Result:
         return self.message
 
 
-EXERCISES: dict[str, Exercise] = {}
-
-
-def random_schedule(gen: torch.Generator):
-    """A random short schedule for a check: linear (beta 1e-3..0.2) or cosine, T in 5..59."""
-    from . import schedules
-
-    T = int(torch.randint(5, 60, (1,), generator=gen))
-    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
-
-
-def random_images(gen: torch.Generator, shape=(3, 1, 4, 4)) -> torch.Tensor:
-    """Random float64 "images" in [-1, 1] of the given shape, for a check."""
-    return torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1
+EXERCISES: dict[str, Exercise] = {}   # name -> Exercise; complete once load_chapters() has run
 
 
 def register(exercise: Exercise) -> Exercise:
@@ -70,6 +69,36 @@ def register(exercise: Exercise) -> Exercise:
     EXERCISES[exercise.name] = exercise
     return exercise
 
+
+def load_chapters() -> dict[str, Exercise]:
+    """Import every chapter module in :data:`CHAPTERS` (each registers its exercises on import;
+    Python imports a module once, so calling this again is cheap) and return the registry."""
+    for chapter in CHAPTERS:
+        importlib.import_module(f"{__package__}.{chapter}")
+    return EXERCISES
+
+
+def names(chapter: str | None = None) -> list[str]:
+    """The sorted names of every exercise, or of one chapter's."""
+    return sorted(name for name, ex in load_chapters().items() if chapter in (None, ex.chapter))
+
+
+# -----------------------------------------------------------------------------------------------
+# random inputs shared by the chapters' exercises
+
+def random_schedule(gen: torch.Generator):
+    """A random short schedule for a check: linear (beta 1e-3..0.2) or cosine, T in 5..59."""
+    T = int(torch.randint(5, 60, (1,), generator=gen))
+    return schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
+
+
+def random_images(gen: torch.Generator, shape=(3, 1, 4, 4)) -> torch.Tensor:
+    """Random float64 "images" in [-1, 1] of the given shape, for a check."""
+    return torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1
+
+
+# -----------------------------------------------------------------------------------------------
+# comparing an answer with the reference
 
 def _flatten(value):
     if isinstance(value, (tuple, list)):
@@ -110,13 +139,15 @@ def _describe(inputs: dict) -> str:
     return ", ".join(parts)
 
 
+# -----------------------------------------------------------------------------------------------
+# the check
+
 def check(name: str, fn: Callable, seed: int = 0, verbose: bool = True) -> Result:
     """Check the reader's ``fn`` against exercise ``name`` on a few random inputs.
 
     Returns a :class:`Result` (truthy on a pass) and prints its message when ``verbose``.
     """
-    from . import exercise_bank  # noqa: F401  (registers the book's exercises on first use)
-
+    load_chapters()
     if name not in EXERCISES:
         raise ValueError(f"unknown exercise {name!r}; known: {sorted(EXERCISES)}")
     ex = EXERCISES[name]

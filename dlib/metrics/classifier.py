@@ -6,21 +6,26 @@ are committed under ``checkpoints/mnist_classifier/``. Metrics computed with it 
 comparable with published Inception FIDs, which is why :mod:`dlib.metrics` calls them
 "classifier-FID" etc.
 
-    python -m dlib.classifier configs/mnist_classifier.yaml [--out checkpoints/mnist_classifier]
+    python -m dlib.metrics.classifier configs/mnist_classifier.yaml [--out checkpoints/mnist_classifier]
 
 Layout: conv 1->16 (28x28), pool, conv 16->32 (14x14), pool, conv 32->64 (7x7), pool to 3x3,
 linear 576->``num_features`` + ReLU (the embedding; :meth:`MNISTClassifier.features` returns it
 divided by a fixed scale), dropout, linear ->10 logits. Inputs are images (B, 1, 28, 28) in [-1, 1],
 as everywhere in the book.
+
+The training settings are a :class:`ClassifierConfig` (``configs/mnist_classifier.yaml``); the
+manifest written next to the weights records them with the provenance of :mod:`dlib.provenance`.
+The committed checkpoint was trained when this module was ``dlib.classifier``, so its manifest
+records the command ``python -m dlib.classifier configs/mnist_classifier.yaml`` (the same training
+as :data:`TRAIN_COMMAND` today).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,29 +37,78 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
-from .checkpoint import digest
-from .runtime import ROOT, describe, seed_everything
+from ..checkpoint import digest
+from ..config import Config, ConfigError, as_number, number
+from ..provenance import record
+from ..runtime import ROOT, seed_everything
+from .images import IMAGE_SHAPE
 
 FORMAT = "dlib-mnist-classifier-1"
 DEFAULT_PATH = ROOT / "checkpoints" / "mnist_classifier" / "model.safetensors"
-TRAIN_COMMAND = "python -m dlib.classifier configs/mnist_classifier.yaml"
-IMAGE_SHAPE = (1, 28, 28)
-DEFAULT_CONFIG = {
-    "name": "mnist_classifier",
-    "model": {"channels": [16, 32, 64], "num_features": 128, "dropout": 0.3},
-    "data": {"name": "mnist", "source": "offline", "n": None},
-    "max_shift": 2,
-    "batch_size": 128,
-    "steps": 500,
-    "lr": 3.0e-3,
-    "weight_decay": 1.0e-2,
-    "log_every": 25,
-    "seed": 0,
-}
+DEFAULT_CONFIG_PATH = ROOT / "configs" / "mnist_classifier.yaml"
+TRAIN_COMMAND = "python -m dlib.metrics.classifier configs/mnist_classifier.yaml"
+MODEL_DEFAULTS = {"channels": [16, 32, 64], "num_features": 128, "dropout": 0.3}
+DATA_DEFAULTS = {"name": "mnist", "source": "offline", "n": None}
 
 
 class ClassifierMissing(FileNotFoundError, ValueError):
     """The classifier's weights file is not there; the message says how to train it."""
+
+
+def _in_range(value, kind: type, name: str, low, high=None, high_open: bool = False):
+    """``value`` read as ``kind`` (int or float) and checked to lie in [low, high] (or [low, high))."""
+    number_ = as_number(value, kind, name)
+    if number_ < low or (high is not None and (number_ >= high if high_open else number_ > high)):
+        span = f"[{low}, {'inf' if high is None else high}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must lie in {span}, got {value!r}")
+    return number_
+
+
+@dataclasses.dataclass
+class ClassifierConfig(Config):
+    """The classifier's training settings; ``ClassifierConfig.from_yaml("configs/mnist_classifier.yaml")``.
+
+    ``model``: :class:`MNISTClassifier` arguments (``channels``: three widths, ``num_features``,
+    ``dropout`` in [0, 1)); ``data``: :func:`dlib.data.load` arguments (``name``, ``source``, ``n``:
+    None = all training images). Keys left out of a section keep their defaults. Training: AdamW
+    (``lr``, ``weight_decay``) with a cosine decay over ``steps`` batches of ``batch_size``,
+    random shifts of up to ``max_shift`` pixels, a log line every ``log_every`` steps.
+    """
+
+    name: str = "mnist_classifier"
+    model: dict = dataclasses.field(default_factory=lambda: dict(MODEL_DEFAULTS))
+    data: dict = dataclasses.field(default_factory=lambda: dict(DATA_DEFAULTS))
+    max_shift: int = number(2, low=0, doc="augmentation: random translations of up to this many pixels")
+    batch_size: int = number(128, low=1)
+    steps: int = number(500, low=1)
+    lr: float = number(3.0e-3, low=0, low_open=True)
+    weight_decay: float = number(1.0e-2, low=0)
+    log_every: int = number(25, low=1)
+    seed: int = number(0, low=0)
+
+    def section_keys(self) -> dict[str, tuple]:
+        return {"model": tuple(MODEL_DEFAULTS), "data": tuple(DATA_DEFAULTS)}
+
+    @classmethod
+    def kind_name(cls) -> str:
+        return "classifier config"
+
+    def __post_init__(self):
+        super().__post_init__()  # types, ranges, unknown keys (sections included)
+        model, data = {**MODEL_DEFAULTS, **self.model}, {**DATA_DEFAULTS, **self.data}
+        channels = model["channels"]
+        if not isinstance(channels, (list, tuple)) or len(channels) != 3:
+            raise ConfigError(f"model.channels must be a list of three widths, got {channels!r}")
+        model["channels"] = [_in_range(c, int, "model.channels", 1) for c in channels]
+        model["num_features"] = _in_range(model["num_features"], int, "model.num_features", 1)
+        model["dropout"] = _in_range(model["dropout"], float, "model.dropout", 0, 1, high_open=True)
+        if not isinstance(data["name"], str):
+            raise ConfigError(f"data.name must be a string, got {data['name']!r}")
+        if data["source"] not in ("auto", "torchvision", "offline"):
+            raise ConfigError(f"data.source must be one of ['auto', 'torchvision', 'offline'], got {data['source']!r}")
+        if data["n"] is not None:
+            data["n"] = _in_range(data["n"], int, "data.n", 2)
+        self.model, self.data = model, data
 
 
 class MNISTClassifier(nn.Module):
@@ -132,25 +186,24 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def load_config(config) -> dict:
-    """The classifier's training config: :data:`DEFAULT_CONFIG` updated by a dict or a YAML file."""
+def load_config(config=None) -> ClassifierConfig:
+    """The classifier's training config from a :class:`ClassifierConfig`, a dict or a YAML path (None: defaults).
+
+    Raises:
+        ConfigError (a ValueError): a missing file, an unknown key (the message lists the known
+            ones), a value of the wrong type or out of its range.
+    """
+    if config is None:
+        return ClassifierConfig()
+    if isinstance(config, ClassifierConfig):
+        return config
     if isinstance(config, (str, Path)):
-        path = Path(config)
-        if not path.is_file():
-            raise ValueError(f"no classifier config at {path}")
-        config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict or a YAML path, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ValueError(f"unknown classifier config keys {unknown}; known keys: {sorted(DEFAULT_CONFIG)}")
-    cfg = {**DEFAULT_CONFIG, **config}
-    cfg["model"] = {**DEFAULT_CONFIG["model"], **(config.get("model") or {})}
-    cfg["data"] = {**DEFAULT_CONFIG["data"], **(config.get("data") or {})}
-    for key in ("batch_size", "steps"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"{key} must be a positive int, got {cfg[key]!r}")
-    return cfg
+        if not Path(config).is_file():
+            raise ConfigError(f"no classifier config at {config}")
+        return ClassifierConfig.from_yaml(config)
+    if isinstance(config, dict):
+        return ClassifierConfig.from_dict(config)
+    raise ConfigError(f"config must be a ClassifierConfig, a dict or a YAML path, got {type(config).__name__}")
 
 
 @torch.no_grad()
@@ -167,17 +220,6 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images)
 
 
-def _git_commit() -> dict:
-    def git(*args):
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
 def train_classifier(config=None, out_dir=None, command: str | None = None, progress: bool = True) -> dict:
     """Train the classifier on the MNIST train split and write it to ``out_dir``; return the manifest.
 
@@ -186,26 +228,26 @@ def train_classifier(config=None, out_dir=None, command: str | None = None, prog
     Held-out accuracy is measured on the test split of the same source (offline: 500 digits).
 
     Args:
-        config: a dict or YAML path (keys of :data:`DEFAULT_CONFIG`); None: the defaults.
+        config: a :class:`ClassifierConfig`, a dict of its fields or a YAML path; None: the defaults.
         out_dir: folder for ``model.safetensors``, ``manifest.json``, ``train_log.jsonl`` and
             ``config.yaml`` (default: ``checkpoints/<name>``).
         command: the command line recorded in the manifest.
         progress: print a line every ``log_every`` steps.
     """
-    from .data import load
+    from ..data import load
 
-    cfg = load_config(config if config is not None else {})
-    out = Path(out_dir) if out_dir is not None else ROOT / "checkpoints" / cfg["name"]
+    cfg = load_config(config)
+    out = Path(out_dir) if out_dir is not None else ROOT / "checkpoints" / cfg.name
     out.mkdir(parents=True, exist_ok=True)
-    generator = seed_everything(cfg["seed"])
-    data = cfg["data"]
+    generator = seed_everything(cfg.seed)
+    data = cfg.data
     train = load(data["name"], "train", n=data["n"], source=data["source"])
     test = load(data["name"], "test", source=data["source"])
     if train.shape != IMAGE_SHAPE:
         raise ValueError(f"the classifier needs {IMAGE_SHAPE} images, {data['name']} has {train.shape}")
-    model = MNISTClassifier(**cfg["model"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    steps, batch_size = cfg["steps"], cfg["batch_size"]
+    model = MNISTClassifier(**cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps, batch_size = cfg.steps, cfg.batch_size
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     log_path = out / "train_log.jsonl"
     log = log_path.open("w")
@@ -217,7 +259,7 @@ def train_classifier(config=None, out_dir=None, command: str | None = None, prog
             order, position = torch.randperm(len(train), generator=generator), 0
         idx = order[position:position + batch_size]
         position += batch_size
-        x = random_shift(train.images[idx], cfg["max_shift"], generator)
+        x = random_shift(train.images[idx], cfg.max_shift, generator)
         logits = model(x)
         loss = F.cross_entropy(logits, train.labels[idx])
         optimizer.zero_grad(set_to_none=True)
@@ -225,8 +267,8 @@ def train_classifier(config=None, out_dir=None, command: str | None = None, prog
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if step % cfg["log_every"] == 0 or step == steps:
-            window = losses[-cfg["log_every"]:]
+        if step % cfg.log_every == 0 or step == steps:
+            window = losses[-cfg.log_every:]
             row = {"step": step, "loss": sum(window) / len(window), "lr": optimizer.param_groups[0]["lr"],
                    "batch_accuracy": float((logits.argmax(1) == train.labels[idx]).float().mean()),
                    "seconds": round(time.perf_counter() - start, 2)}
@@ -244,28 +286,30 @@ def train_classifier(config=None, out_dir=None, command: str | None = None, prog
     test_accuracy = accuracy(model, test.images, test.labels)
     train_accuracy = accuracy(model, train.images, train.labels)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    final_window = losses[-cfg["log_every"]:]
+    final_window = losses[-cfg.log_every:]
     meta = {"format": FORMAT, "model_config": model.config, "test_accuracy": test_accuracy,
             "data": test.describe(), "sha256": digest(state)}
     (out / "model.safetensors").write_bytes(save(state, metadata={k: json.dumps(v) for k, v in meta.items()}))
     if isinstance(config, (str, Path)):  # keep the file as written, comments included
         shutil.copyfile(config, out / "config.yaml")
     else:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    provenance = record("cpu")  # trained on the CPU, whatever else the machine has
     manifest = {
-        "name": cfg["name"],
+        "name": cfg.name,
         "what": "MNIST classifier for classifier-FID / classifier-KID / classifier-IS (not Inception)",
-        "command": command or f"dlib.classifier.train_classifier({config!r}, out_dir={str(out_dir)!r})",
-        "config": cfg,
-        "git": _git_commit(),
+        "command": command or f"dlib.metrics.classifier.train_classifier({config!r}, out_dir={str(out_dir)!r})",
+        "config": cfg.to_dict(),
+        "git": provenance["git"],
         "data": {"train": train.describe(), "test": test.describe(), "augmentation": f"random shifts of up to "
-                 f"{cfg['max_shift']} px (background filled with -1)"},
+                 f"{cfg.max_shift} px (background filled with -1)"},
         "steps": steps,
         "epochs": round(steps * batch_size / len(train), 2),
         "wall_seconds": round(seconds, 1),
-        "hardware": describe(),
-        "platform": platform.platform(),
+        "hardware": provenance["hardware"],
+        "platform": provenance["platform"],
         "torch_version": torch.__version__,
+        "versions": provenance["versions"],
         "parameters": model.num_parameters(),
         "final_loss": sum(final_window) / len(final_window),
         "train_accuracy": train_accuracy,
@@ -296,7 +340,7 @@ def load_classifier(path=None, device=None) -> MNISTClassifier:
     if not path.is_file():
         raise ClassifierMissing(
             f"no MNIST classifier weights at {path}. Train them (about two CPU-minutes) with\n    {TRAIN_COMMAND}\n"
-            "(or pass the path of a model.safetensors written by dlib.classifier.train_classifier)")
+            "(or pass the path of a model.safetensors written by dlib.metrics.classifier.train_classifier)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -323,14 +367,14 @@ def load_classifier(path=None, device=None) -> MNISTClassifier:
 
 
 def main(argv=None) -> int:
-    """``python -m dlib.classifier [CONFIG] [--out DIR]``: train, write the checkpoint, print a summary."""
-    parser = argparse.ArgumentParser(prog="python -m dlib.classifier", description="Train the MNIST classifier "
-                                     "used by classifier-FID/KID/IS.")
-    parser.add_argument("config", nargs="?", default=str(ROOT / "configs" / "mnist_classifier.yaml"))
+    """``python -m dlib.metrics.classifier [CONFIG] [--out DIR]``: train, write the checkpoint, print a summary."""
+    parser = argparse.ArgumentParser(prog="python -m dlib.metrics.classifier", description="Train the MNIST "
+                                     "classifier used by classifier-FID/KID/IS.")
+    parser.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG_PATH))
     parser.add_argument("--out", default=None, help="output folder (default: checkpoints/<name>)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m dlib.classifier " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m dlib.metrics.classifier " + " ".join(argv if argv is not None else sys.argv[1:])
     manifest = train_classifier(args.config, args.out, command=command.strip(), progress=not args.quiet)
     print(json.dumps({k: manifest[k] for k in ("steps", "wall_seconds", "final_loss", "test_accuracy",
                                                "parameters")}, indent=2))

@@ -1,4 +1,4 @@
-"""Exact denoisers for Gaussian-mixture data: every prediction a network could learn, in closed form.
+"""Gaussian-mixture data and its exact denoisers: every prediction a network could learn, in closed form.
 
 If x_0 ~ sum_k w_k N(mu_k, diag(var_k)) and x_t = a x_0 + s eps (a = sqrt(alpha_bar_t),
 s = sqrt(1 - alpha_bar_t), chapter "forward", eq-q-xt-x0), then x_t is again a mixture,
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from .objectives import TARGETS
+from .objectives import check_target, target_from_coeffs
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -175,21 +175,10 @@ def gmm_sample(n: int, weights, means, variances, generator: torch.Generator | N
     return GaussianMixture(weights, means, variances).sample(n, generator, dtype, device)
 
 
-def _as_output(d: Denoised, a, sd, target: str):
-    if target == "eps":
-        return d.eps_hat
-    if target == "x0":
-        return d.x0_hat
-    if target == "score":
-        return d.score
-    if target == "v":
-        return a * d.eps_hat - sd * d.x0_hat
-    return torch.cat([d.x0_hat, d.eps_hat], dim=1)
-
-
-def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+def _output(d: Denoised, a, sd, target: str) -> Tensor:
+    """The exact output for ``target``: the mixture's own score (finite even where sd = 0), else
+    :func:`dlib.objectives.target_from_coeffs` of the exact (x0_hat, eps_hat)."""
+    return d.score if target == "score" else target_from_coeffs(a, sd, d.x0_hat, d.eps_hat, target)
 
 
 def exact_model(mixture: GaussianMixture, schedule: Schedule, target: str = "eps"):
@@ -197,26 +186,30 @@ def exact_model(mixture: GaussianMixture, schedule: Schedule, target: str = "eps
 
     x_t: (B, ...) float with D elements per example; t: int or int64 (B,) in 1..T. Returns the
     exact E[eps | x_t] ("eps"), E[x_0 | x_t] ("x0"), score ("score"), v = a eps_hat - s x0_hat
-    ("v") or cat([x0_hat, eps_hat], dim=1) ("x0_eps"), for q(x_t | x_0) of ``schedule``.
+    ("v") or cat([x0_hat, eps_hat], dim=1) ("x0_eps"), for q(x_t | x_0) of ``schedule``
+    (:func:`dlib.objectives.target_from_coeffs` of the exact pair). The function's ``target``
+    attribute declares it, as a trained network's does.
     """
-    _check_target(target)
+    check_target(target)
 
     def model(x_t: Tensor, t) -> Tensor:
         alpha_bar = schedule.gather(schedule.alpha_bars, t, x_t)
         a, sd = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
-        return _as_output(mixture.denoise(x_t, a, sd), a, sd, target)
+        d = mixture.denoise(x_t, a, sd)
+        return _output(d, a, sd, target)
 
+    model.target = target
     return model
 
 
 def exact_angular_model(mixture: GaussianMixture, T: int = 1000, target: str = "x0_eps"):
-    """The ideal network in angle time (chapter "angular", eq-angular-xt): ``model(x, t)``.
+    """The ideal network in angle time (the angular chapter, to come): ``model(x, t)``.
 
-    t: float (or int) tensor (B,) or scalar on the 0..T scale, read as eta = t pi / (2T), and x
-    as cos(eta) x_0 + sin(eta) eps; this matches :func:`dlib.samplers.angular_sample` with no
-    ``schedule``. Outputs as in :func:`exact_model`, with a = cos(eta), s = sin(eta).
+    t: float (or int) tensor (B,) or scalar on the 0..T scale, read as phi = t pi / (2T), and x
+    as cos(phi) x_0 + sin(phi) eps; this matches :func:`dlib.samplers.angular_sample` on
+    ``schedules.angular(T)``. Outputs as in :func:`exact_model`, with a = cos(phi), s = sin(phi).
     """
-    _check_target(target)
+    check_target(target)
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive int, got {T!r}")
 
@@ -228,8 +221,10 @@ def exact_angular_model(mixture: GaussianMixture, T: int = 1000, target: str = "
             raise ValueError(f"t must be a scalar or have shape (B,) with B = {x.shape[0]}, got {tuple(tt.shape)}")
         if (tt < 0).any() or (tt > T).any():
             raise ValueError(f"t must lie in [0, T] = [0, {T}]")
-        eta = (tt * (math.pi / (2 * T))).reshape(-1, *([1] * (x.ndim - 1)))
-        a, sd = torch.cos(eta), torch.sin(eta)
-        return _as_output(mixture.denoise(x, a, sd), a, sd, target)
+        phi = (tt * (math.pi / (2 * T))).reshape(-1, *([1] * (x.ndim - 1)))
+        a, sd = torch.cos(phi), torch.sin(phi)
+        d = mixture.denoise(x, a, sd)
+        return _output(d, a, sd, target)
 
+    model.target = target
     return model

@@ -1,8 +1,8 @@
-"""Exercises of chapter "scores", registered with :mod:`dlib.exercises`.
+"""Exercises of chapter "scores", registered with :mod:`dlib.exercises.checking`.
 
-Loaded by :mod:`dlib.exercise_bank` (``from . import exercises_scores``). The references are
-``dlib`` functions where one exists: the exact Gaussian-mixture score of :mod:`dlib.exact`, the
-score-to-x0 conversion of :mod:`dlib.objectives` and the DDPM step of :mod:`dlib.samplers`.
+The references are ``dlib`` functions where one exists: the exact Gaussian-mixture score of
+:mod:`dlib.gaussian_mixture`, the score-to-x0 conversion (Tweedie's formula) of :mod:`dlib.objectives` and the
+DDPM step of :mod:`dlib.samplers`; the Langevin step is written out.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from . import exact, objectives, samplers, schedules
-from .exercises import Exercise, register
+from .. import gaussian_mixture as gm, objectives, samplers
+from .checking import Exercise, random_schedule, register
 
 
 def _gaussian_score_inputs(gen: torch.Generator) -> dict:
@@ -23,20 +23,20 @@ def _gaussian_score_inputs(gen: torch.Generator) -> dict:
 
 register(Exercise(
     name="gaussian-score", chapter="scores",
-    # a one-component mixture is N(mean, std^2 I); its score is computed by dlib.exact
-    reference=lambda x, mean, std: exact.GaussianMixture([1.0], mean, std**2).score(x),
+    # a one-component mixture is N(mean, std^2 I); its score is computed by dlib.gaussian_mixture
+    reference=lambda x, mean, std: gm.GaussianMixture([1.0], mean, std**2).score(x),
     inputs=_gaussian_score_inputs,
 ))
 
 
 def _tweedie_inputs(gen: torch.Generator) -> dict:
-    mixture = exact.GaussianMixture(torch.rand(3, generator=gen, dtype=torch.float64) + 0.1,
+    mix = gm.GaussianMixture(torch.rand(3, generator=gen, dtype=torch.float64) + 0.1,
                                     torch.randn(3, 2, generator=gen, dtype=torch.float64) * 1.5,
                                     torch.rand(3, generator=gen, dtype=torch.float64) * 0.5 + 0.05)
     alpha_bar = float(0.05 + 0.9 * torch.rand(1, generator=gen))
     a, sd = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
-    x_t = a * mixture.sample(5, gen) + sd * torch.randn(5, 2, generator=gen, dtype=torch.float64)
-    return {"x_t": x_t, "score": mixture.noised(a, sd).score(x_t), "alpha_bar": alpha_bar}
+    x_t = a * mix.sample(5, gen) + sd * torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    return {"x_t": x_t, "score": mix.noised(a, sd).score(x_t), "alpha_bar": alpha_bar}
 
 
 register(Exercise(
@@ -63,9 +63,8 @@ register(Exercise(
 
 
 def _ddpm_mean_inputs(gen: torch.Generator) -> dict:
-    T = int(torch.randint(5, 60, (1,), generator=gen))
-    schedule = schedules.linear(T, 1e-3, 0.2) if torch.rand(1, generator=gen) < 0.5 else schedules.cosine(T)
-    t = torch.randint(1, T + 1, (4,), generator=gen)
+    schedule = random_schedule(gen)
+    t = torch.randint(1, schedule.T + 1, (4,), generator=gen)
     return {"schedule": schedule, "x_t": torch.randn(4, 2, generator=gen, dtype=torch.float64), "t": t,
             "score": torch.randn(4, 2, generator=gen, dtype=torch.float64)}
 

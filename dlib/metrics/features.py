@@ -1,9 +1,11 @@
-"""Distribution metrics on feature vectors: Frechet distance, kernel distance, IS, precision/recall.
+"""Feature vectors and the distribution metrics on them: Frechet distance, kernel distance, IS, precision/recall.
 
-Each function compares two sets of feature vectors, real (N, d) and generated (M, d), or scores
-one set of class logits, whatever network produced them. :mod:`dlib.metrics` feeds them the
-embeddings and logits of dlib's MNIST classifier (classifier-FID, -KID, -IS) and re-exports every
-name here. The Inception-v3 versions are in :mod:`dlib.inception`.
+First the features: :class:`ClassifierFeatures` and :func:`classifier_outputs` run dlib's MNIST
+classifier (:mod:`dlib.metrics.classifier`) on images and return its 128-d embeddings and 10
+logits. Then the statistics, which compare two sets of feature vectors, real (N, d) and generated
+(M, d), or score one set of class logits, whatever network produced them; fed the classifier's
+outputs they are classifier-FID, -KID and -IS. The Inception-v3 versions are in
+:mod:`dlib.metrics.inception`. Every public name here is importable from :mod:`dlib.metrics`.
 
 Sources: FID, Heusel et al. 2017 (GANs trained by a two time-scale update rule...); KID,
 Binkowski et al. 2018 (Demystifying MMD GANs); IS, Salimans et al. 2016 (Improved techniques for
@@ -13,11 +15,87 @@ for assessing generative models).
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import nn
 
+from .images import check_images
+
+
+# ------------------------------------------------------------------------------------------ the classifier's features
+# (dlib.metrics.classifier is imported where it is used, so that importing dlib.metrics does not
+# import it, and ``python -m dlib.metrics.classifier`` runs it cleanly as a script)
+
+class ClassifierFeatures(nn.Module):
+    """The MNIST classifier as a torchmetrics feature extractor (``feature=`` of FID/KID/IS).
+
+    ``output="features"``: images (B, 1, 28, 28) float in [-1, 1] -> embeddings (B, 128) float32;
+    ``output="logits"``: -> class logits (B, 10). Always in eval mode, no gradients. Use with
+    ``normalize=False`` (the default) so that torchmetrics hands the float images over unchanged::
+
+        fid = FrechetInceptionDistance(feature=ClassifierFeatures())   # this is classifier-FID
+    """
+
+    def __init__(self, classifier: nn.Module | None = None, output: str = "features"):
+        super().__init__()
+        if output not in ("features", "logits"):
+            raise ValueError(f"output must be 'features' or 'logits', got {output!r}")
+        if classifier is None:
+            from .classifier import load_classifier
+
+            classifier = load_classifier()
+        self.classifier = classifier
+        self.output = output
+        self.num_features = self.classifier.num_features if output == "features" else self.classifier.head.out_features
+        self.classifier.eval()
+
+    def train(self, mode: bool = True) -> "ClassifierFeatures":
+        return super().train(False)  # dropout stays off whatever the metric asks
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(next(self.classifier.parameters()).dtype)
+        out = self.classifier.features(x) if self.output == "features" else self.classifier(x)
+        return out.float()
+
+
+@lru_cache(maxsize=4)
+def cached_classifier(device: str) -> nn.Module:
+    """The committed classifier (:data:`dlib.metrics.classifier.DEFAULT_PATH`) on ``device``, loaded once."""
+    from .classifier import DEFAULT_PATH, load_classifier
+
+    return load_classifier(DEFAULT_PATH, device=torch.device(device))
+
+
+@torch.no_grad()
+def classifier_outputs(images, classifier: nn.Module | None = None, batch_size: int = 500, device=None):
+    """Embeddings and logits of the MNIST classifier.
+
+    Args:
+        images: (N, 1, 28, 28) float in [-1, 1] (tensor or array; validated by :func:`check_images`).
+        classifier: a :class:`dlib.metrics.classifier.MNISTClassifier` (default: the committed checkpoint).
+        device: where the classifier runs (default: the classifier's device, else ``runtime.device()``).
+    Returns:
+        ``(features, logits)``: float32 tensors (N, num_features) and (N, 10) on the CPU.
+    """
+    from ..runtime import device as best_device
+
+    x = check_images(images, "images", min_count=1)
+    if classifier is None:
+        classifier = cached_classifier(str(torch.device(device) if device is not None else best_device()))
+    dev = next(classifier.parameters()).device if device is None else torch.device(device)
+    classifier = classifier.to(dev).eval()
+    features, logits = [], []
+    for i in range(0, len(x), batch_size):
+        f = classifier.features(x[i:i + batch_size].to(dev))
+        features.append(f.float().cpu())
+        logits.append(classifier.logits_from_features(f).float().cpu())  # = classifier(x) in eval mode
+    return torch.cat(features), torch.cat(logits)
+
+
+# ---------------------------------------------------------------------------------------------- statistics on features
 
 def _check_features(real: torch.Tensor, fake: torch.Tensor) -> None:
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:

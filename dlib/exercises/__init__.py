@@ -1,0 +1,28 @@
+"""Automatic checks for the chapters' exercises: ``from dlib.exercises import check``.
+
+==================  ===============================================================================
+``checking``        ``check``, the ``Exercise``/``Result`` records, the registry, ``CHAPTERS``, the
+                    random inputs shared by the chapters
+``posterior``       exercises of chapter "posterior"
+``elbo``            exercises of chapter "elbo"
+``scores``          exercises of chapter "scores"
+``objectives``      exercises of chapter "objectives"
+``ddpm``            exercises of chapter "ddpm"
+==================  ===============================================================================
+
+This file only re-exports :mod:`.checking`; it never imports a chapter module. The chapter modules
+are imported by :func:`load_chapters` from the list :data:`CHAPTERS` the first time ``check``,
+``names`` or ``EXERCISES`` is used, so the package has no import circle.
+"""
+from .checking import (CHAPTERS, Exercise, Result, check, load_chapters, names, random_images,
+                       random_schedule, register)
+
+__all__ = ["CHAPTERS", "EXERCISES", "Exercise", "Result", "check", "load_chapters", "names",
+           "random_images", "random_schedule", "register"]
+
+
+def __getattr__(name: str):
+    # ``dlib.exercises.EXERCISES`` is the registry with every chapter's exercises loaded (PEP 562)
+    if name == "EXERCISES":
+        return load_chapters()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
