@@ -425,3 +425,12 @@ def test_inception_wiring_with_a_stand_in_network(monkeypatch, mnist):
     monkeypatch.setattr(fid_module, "FrechetInceptionDistance", offline)
     with pytest.raises(metrics.MetricUnavailable, match="use classifier-fid.*could not download"):
         metrics.evaluate(x, "fid", reference=x, device="cpu")
+
+
+@pytest.mark.slow
+def test_real_vs_real_baseline_shrinks_with_n_and_uses_held_out_reference():
+    small, large = metrics.real_vs_real(40), metrics.real_vs_real(400)
+    assert small["n_samples"] == 40 and "mnist test" in large["reference"]
+    assert large["classifier-fid"] < small["classifier-fid"]       # FID's small-sample bias
+    with pytest.raises(ValueError, match="n must lie"):
+        metrics.real_vs_real(10**6)
