@@ -37,8 +37,10 @@ def _train(args) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1 (leave it out to use the config's steps), got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be > 0 (leave it out for no wall-clock budget), got {args.minutes}")
     summary = train(args.config, out_dir=args.out, steps=args.steps, resume=args.resume,
-                    overwrite=args.overwrite, progress=not args.no_progress)
+                    overwrite=args.overwrite, progress=not args.no_progress, minutes=args.minutes)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(json.dumps(summary, indent=2))
     return 0
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a diffusion model from a YAML config")
     p.add_argument("config", help="YAML file (e.g. configs/mnist_eps.yaml) or a config name")
     p.add_argument("--steps", type=int, default=None, help="total optimizer steps, >= 1 (default: the config's)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock budget in minutes for the whole run, counted across --resume segments; training "
+                        "stops cleanly at whichever of --steps and --minutes comes first (default: the config's)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<name>); a folder that already "
                    "holds a run is refused unless --resume or --overwrite is given")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

@@ -26,8 +26,10 @@ CHECKPOINT_NAME = "model.safetensors"
 RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", CHECKPOINT_NAME,
              train_state_path(Path(CHECKPOINT_NAME)).name, "samples")
 #: Config keys a resumed run may change (they do not change what is computed).
-RESUMABLE_CHANGES = ("steps", "out_dir", "checkpoint_every", "sample_every", "log_every", "n_samples",
+RESUMABLE_CHANGES = ("steps", "minutes", "out_dir", "checkpoint_every", "sample_every", "log_every", "n_samples",
                      "sample_steps", "sampler", "device")
+#: Config keys added after runs were published, with the value every earlier run implicitly had.
+ADDED_KEYS = {"lr_schedule": "constant", "minutes": None}
 
 
 def run_files(out: Path) -> list[str]:
@@ -64,7 +66,12 @@ def check(out, resume: bool, overwrite: bool) -> None:
 
 
 def config_differences(stored: dict, wanted: dict) -> list[str]:
-    """The config keys (but :data:`RESUMABLE_CHANGES`) whose values differ between two config dicts."""
+    """The config keys (but :data:`RESUMABLE_CHANGES`) whose values differ between two config dicts.
+
+    A key of :data:`ADDED_KEYS` missing from one side counts as its old implicit value, so a run
+    started before the key existed can be resumed.
+    """
+    stored, wanted = {**ADDED_KEYS, **stored}, {**ADDED_KEYS, **wanted}
     return [k for k in sorted(set(stored) | set(wanted))
             if k not in RESUMABLE_CHANGES and stored.get(k) != wanted.get(k)]
 

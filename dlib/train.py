@@ -132,8 +132,32 @@ def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float) -> torch.T
     return grad_norm
 
 
+def _over_budget(elapsed: float, budget: float | None, world: int, device) -> bool:
+    """Whether the wall-clock budget is spent; under torchrun every rank takes rank 0's answer."""
+    if budget is None:
+        return False
+    over = elapsed >= budget
+    if world > 1:
+        flag = torch.tensor(float(over), device=device)
+        dist.broadcast(flag, src=0)
+        over = bool(flag.item())
+    return over
+
+
+def learning_rate(cfg, step: int, progress: float) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): linear warm-up, then ``cfg.lr_schedule``.
+
+    ``progress`` in [0, 1] is how far the run is: step / steps, or elapsed / budget when the config
+    has ``minutes``. ``"constant"``: lr; ``"cosine"``: lr (1 + cos(pi progress)) / 2, reaching 0 at the end.
+    """
+    warm = min(1.0, (step + 1) / max(cfg.warmup, 1))
+    if cfg.lr_schedule == "constant":
+        return cfg.lr * warm
+    return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
 def train(config, out_dir=None, steps: int | None = None, resume: bool = False, progress: bool = True,
-          callback=None, overwrite: bool = False) -> dict:
+          callback=None, overwrite: bool = False, minutes: float | None = None) -> dict:
     """Train (or continue training) a diffusion model; the API behind ``python -m dlib train``.
 
     Args:
@@ -141,6 +165,10 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         out_dir: where the checkpoint, ``log.jsonl``, ``config.yaml`` and ``samples/`` go (default:
             the config's ``out_dir``, else ``runs/<name>``).
         steps: total optimizer steps, >= 1 (None: the config's).
+        minutes: a wall-clock budget for the whole run in minutes, counted across resumed segments
+            (None: the config's ``minutes``). Training stops at whichever of steps and budget comes
+            first and ends as any run does (checkpoint with the EMA, log line, summary); the summary
+            says ``stopped_by`` ("steps" or "budget").
         resume: continue from ``out_dir/model.train.safetensors`` when present.
         overwrite: ``out_dir`` may hold a finished or partial run: its files are deleted (only
             once everything below is validated) and training starts afresh.
@@ -164,6 +192,9 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
     cfg = train_config.load_config(config)
     if steps is not None:
         cfg = cfg.replace(steps=steps)
+    if minutes is not None:
+        cfg = cfg.replace(minutes=minutes)
+    budget = cfg.minutes * 60.0 if cfg.minutes is not None else None
     out = Path(out_dir or cfg.out_dir or ROOT / "runs" / cfg.name)
     run_folder.check(out, resume=resume, overwrite=overwrite)  # reads only
     env = _Distributed(cfg.device)
@@ -184,14 +215,15 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         scaler = torch.amp.GradScaler(env.device.type) if amp_dtype == torch.float16 else None
         noise = torch.Generator(env.device).manual_seed(cfg.seed + 1)
         ckpt_path = out / CHECKPOINT_NAME
-        start = 0
+        start, spent = 0, 0.0   # steps and wall-clock seconds of earlier segments
         if resume and checkpoint.train_state_path(ckpt_path).is_file():
             stored = checkpoint.read(checkpoint.train_state_path(ckpt_path))[1]["train_config"]
             differ = run_folder.config_differences(stored, cfg.to_dict())
             if differ:
                 raise ValueError(f"cannot resume {out}: the config differs in {differ}")
-            start = checkpoint.restore(ckpt_path, model, ema=ema, optimizer=optimizer,
-                                       generators={"noise": noise}, scaler=scaler)["step"]
+            restored = checkpoint.restore(ckpt_path, model, ema=ema, optimizer=optimizer,
+                                          generators={"noise": noise}, scaler=scaler)
+            start, spent = restored["step"], float((restored.get("extra") or {}).get("elapsed_seconds", 0.0))
             if start > cfg.steps:
                 raise ValueError(f"{out} holds a run at step {start}, beyond the requested {cfg.steps} steps")
         net = model
@@ -203,8 +235,12 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         if main:  # everything is validated: the first write to the run folder
             run_folder.prepare(out, cfg.to_dict(), start, overwrite=overwrite)
 
+        def elapsed() -> float:
+            return spent + time.perf_counter() - t_begin
+
         def save(step):
-            extra = {"precision": str(amp_dtype or "fp32"), "world_size": env.world, "schedule": schedule.name}
+            extra = {"precision": str(amp_dtype or "fp32"), "world_size": env.world, "schedule": schedule.name,
+                     "elapsed_seconds": elapsed()}
             checkpoint.save(ckpt_path, model, ema=ema, optimizer=optimizer, step=step, config=cfg.to_dict(),
                             data=image_data.describe(), extra=extra, generators={"noise": noise}, scaler=scaler)
 
@@ -212,7 +248,7 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), desc=cfg.name)
         t_begin = tick = time.perf_counter()
         loss_sum, loss_count, rate, last_loss = torch.zeros((), device=env.device), 0, float("nan"), float("nan")
-        step = start
+        step, stopped_by = start, "steps"
         while step < cfg.steps:
             idx = batch_indices(step, len(images), cfg.batch_size, cfg.seed)
             sl = slice(env.rank * local_batch, (env.rank + 1) * local_batch)
@@ -224,7 +260,7 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
                 output = net(x_t, t)
             loss = objectives.loss(schedule, output.float(), x0, eps, t, target=cfg.target,
                                    weighting=cfg.weighting, gamma=cfg.snr_gamma, joint_gamma=cfg.joint_gamma)
-            lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+            lr = learning_rate(cfg, step, elapsed() / budget if budget is not None else step / cfg.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             grad_norm = _optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
@@ -234,7 +270,10 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
             loss_count += 1
             if callback is not None:
                 callback(step, loss, ema)
-            if step % max(cfg.log_every, 1) == 0 or step == cfg.steps:
+            if _over_budget(elapsed(), budget, env.world, env.device) and step < cfg.steps:
+                stopped_by = "budget"
+            done = step == cfg.steps or stopped_by == "budget"
+            if step % max(cfg.log_every, 1) == 0 or done:
                 now = time.perf_counter()
                 mean_loss = loss_sum / loss_count
                 if env.world > 1:  # the loss of the global batch, as a 1-process run would log it
@@ -250,16 +289,19 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
                 loss_sum.zero_()
                 loss_count, tick = 0, now
             bar.update(1)
-            if main and (step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
+            if main and (done or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
                 save(step)
-            if main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+            if main and cfg.sample_every and (step % cfg.sample_every == 0 or done):
                 grid = samplers.sample(ema, schedule, cfg.n_samples, sampler=cfg.sampler, steps=cfg.sample_steps,
                                        seed=cfg.seed)
                 save_grid(grid, out / "samples" / f"step_{step:06d}.png", nrow=int(math.sqrt(cfg.n_samples)) or 1)
+            if done:
+                break
         bar.close()
         seconds = time.perf_counter() - t_begin
-        summary = {"name": cfg.name, "steps": cfg.steps, "start_step": start, "final_loss": last_loss,
-                   "images_per_s": (cfg.steps - start) * cfg.batch_size / seconds if step > start else rate,
+        summary = {"name": cfg.name, "steps": step, "planned_steps": cfg.steps, "stopped_by": stopped_by,
+                   "start_step": start, "elapsed_seconds": spent + seconds, "final_loss": last_loss,
+                   "images_per_s": (step - start) * cfg.batch_size / seconds if step > start else rate,
                    "seconds": seconds, "parameters": model.num_parameters(), "precision": str(amp_dtype or "fp32"),
                    "device": str(env.device), "world_size": env.world, "checkpoint": str(ckpt_path),
                    "out_dir": str(out), "weights_digest": weights_digest(model)}

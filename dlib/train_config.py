@@ -29,6 +29,10 @@ from .samplers import SAMPLERS
 MODEL_FIXED = ("in_channels", "image_size", "target")
 
 
+#: Learning-rate schedules after the warm-up (see :class:`TrainConfig`).
+LR_SCHEDULES = ("constant", "cosine")
+
+
 def _parameters(fn, skip=()) -> dict:
     """{name: inspect.Parameter} of the keyword arguments of ``fn`` (``self`` and ``skip`` left out)."""
     return {name: p for name, p in inspect.signature(fn).parameters.items()
@@ -76,7 +80,14 @@ class TrainConfig(Config):
     ``data`` holds :func:`dlib.data.load` arguments; ``batch_size`` is the global batch.
     ``weighting``, ``snr_gamma`` (min-SNR's gamma) and ``joint_gamma`` (weight of the gradient
     term of the x0_eps loss) go to :func:`dlib.objectives.loss`.
-    ``precision``: ``"auto"`` (bf16 where fast: CUDA GPUs of compute capability >= 8.0, or a CPU with
+    ``lr_schedule``: after ``warmup`` steps of linear warm-up, ``"constant"`` keeps ``lr``;
+    ``"cosine"`` decays it to 0 along a half cosine over the run -- over ``steps``, or over the
+    wall-clock budget when ``minutes`` is set. ``minutes``: a wall-clock budget for the whole run
+    (counted across resumed segments); training stops cleanly at whichever of ``steps`` and
+    ``minutes`` comes first, writing the checkpoint and EMA as at any end. A time-based schedule
+    or stop makes the run depend on the machine's speed: it is reproducible in its recorded step
+    count, not in advance.
+    ``precision``: ``"auto"` (bf16 where fast: CUDA GPUs of compute capability >= 8.0, or a CPU with
     AVX512-BF16/AMX; fp16 on older GPUs; else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only,
     with a GradScaler). ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
     (checked to exist when training starts). ``checkpoint_every``, ``sample_every``, ``log_every``:
@@ -100,6 +111,8 @@ class TrainConfig(Config):
     weight_decay: float = number(0.0, low=0)
     steps: int = number(5000, low=1)
     warmup: int = number(200, low=0)
+    lr_schedule: str = choice("constant", LR_SCHEDULES)
+    minutes: float | None = None
     ema_decay: float = number(0.999, low=0, high=1, high_open=True)
     grad_clip: float = number(1.0, low=0)
     precision: str = choice("auto", PRECISIONS)
@@ -119,6 +132,10 @@ class TrainConfig(Config):
             self.device = check_device_name(self.device)
         except ValueError as err:
             raise ConfigError(f"device: {err}") from None
+        if self.minutes is not None:
+            self.minutes = as_number(self.minutes, float, "minutes")
+            if not self.minutes > 0:
+                raise ConfigError(f"minutes must be > 0 (or null: no budget), got {self.minutes!r}")
         if isinstance(self.out_dir, Path):
             self.out_dir = str(self.out_dir)
         if self.out_dir is not None and not isinstance(self.out_dir, str):

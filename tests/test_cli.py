@@ -121,6 +121,8 @@ def test_numbers_written_the_usual_ways_train(capsys, tmp_path):
 
 def test_steps_zero_is_an_error(capsys, tmp_path):
     assert "--steps must be >= 1" in _error(capsys, ["train", TINY, "--steps", "0", "--out", tmp_path / "r"])
+    assert "--minutes must be > 0" in _error(capsys, ["train", TINY, "--minutes", "0", "--out", tmp_path / "r"])
+    assert not (tmp_path / "r").exists()
     assert not (tmp_path / "r").exists()
 
 

@@ -377,3 +377,39 @@ def test_cli_evaluate_hands_the_samples_to_dlib_metrics(tmp_path, monkeypatch):
     assert calls == [((5, 1, 8, 8), torch.float32, ["fid", "kid"], "digits")]
     assert json.loads((tmp_path / "m.json").read_text()) == {"fid": 1.5}
     assert main(["evaluate", str(tmp_path / "s.png")]) == 2
+
+
+# ----------------------------------------------------------------------------- wall-clock budget (--minutes)
+def test_a_budget_stops_cleanly_with_checkpoint_log_and_summary(tmp_path):
+    summary = training.train(_tiny(steps=10_000, log_every=1000, checkpoint_every=0), tmp_path, minutes=0.002,
+                             progress=False)
+    assert summary["stopped_by"] == "budget" and 1 <= summary["steps"] < 10_000 and summary["planned_steps"] == 10_000
+    assert summary["elapsed_seconds"] >= 0.12
+    _, info = checkpoint.load(tmp_path / "model.safetensors")
+    assert info["step"] == summary["steps"] and info["weights"] == "ema"
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == summary["steps"]          # the end is logged although 1000 does not divide it
+
+
+def test_resume_after_a_budgeted_stop_equals_an_uninterrupted_run(tmp_path):
+    cfg = _tiny(steps=6, log_every=1, checkpoint_every=0)
+    first = training.train(cfg, tmp_path / "split", minutes=1e-6, progress=False)       # stops after one step
+    assert first["stopped_by"] == "budget" and first["steps"] == 1
+    rest = training.train(cfg, tmp_path / "split", resume=True, minutes=60, progress=False)
+    assert rest["stopped_by"] == "steps" and rest["start_step"] == 1 and rest["steps"] == 6
+    assert rest["elapsed_seconds"] >= first["elapsed_seconds"]                       # the clock carries over
+    whole = training.train(cfg, tmp_path / "whole", progress=False)
+    assert rest["weights_digest"] == whole["weights_digest"]
+    _assert_same_state(tmp_path / "split", tmp_path / "whole")
+
+
+def test_learning_rate_schedules():
+    constant, cosine = _tiny(lr=1e-3, warmup=10), _tiny(lr=1e-3, warmup=10, lr_schedule="cosine")
+    assert training.learning_rate(constant, 4, 0.5) == pytest.approx(5e-4)            # warm-up: (4+1)/10
+    assert training.learning_rate(constant, 500, 0.9) == pytest.approx(1e-3)
+    assert training.learning_rate(cosine, 500, 0.5) == pytest.approx(5e-4)
+    assert training.learning_rate(cosine, 500, 1.0) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _tiny(lr_schedule="linear")
+    with pytest.raises(ValueError, match="minutes"):
+        _tiny(minutes=0)
