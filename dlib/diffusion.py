@@ -70,7 +70,7 @@ def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t) -> tuple[Tensor,
 
 
 def normal_kl(mean1, var1, mean2, var2) -> Tensor:
-    """Elementwise KL(N(mean1, var1) || N(mean2, var2)) in nats (chapter "posterior", eq-kl-gauss).
+    """Elementwise KL(N(mean1, var1) || N(mean2, var2)) in nats (chapter "elbo", eq-kl-gauss).
 
     KL = 0.5 (log(var2 / var1) + (var1 + (mean1 - mean2)^2) / var2 - 1)
 

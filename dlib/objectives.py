@@ -274,7 +274,7 @@ def elbo_weight(s: Schedule, t, target: str, variance: str = "beta_tilde") -> Te
     """Weights w_t that turn a target's per-dimension MSE into the bound's term (eq-elbo-weights).
 
     With both reverse and posterior Gaussians sharing the variance sigma_t^2, the KL term is
-    (chapter "elbo", eq-kl-term; chapter "posterior", eq-kl-gauss, eq-posterior-mean)
+    (chapter "elbo", eq-kl-term, eq-kl-gauss; chapter "posterior", eq-posterior-mean)
 
         L_{t-1} = ||mu_tilde - mu_theta||^2 / (2 sigma_t^2) = c_t^2 / (2 sigma_t^2) ||x0 - x0_hat||^2,
         c_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t).

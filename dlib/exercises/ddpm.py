@@ -2,8 +2,9 @@
 
 References: one ancestral step with sigma_t^2 = beta_t (:func:`dlib.samplers.ddpm_step`,
 eq-ddpm-step), the sinusoidal time embedding (:func:`dlib.nn_blocks.timestep_embedding`,
-eq-time-embedding) and the discretized decoder term in bits per dimension
-(:func:`dlib.diffusion.discretized_gaussian_log_likelihood`, eq-bits-per-dim).
+eq-time-embedding), the discretized decoder term in bits per dimension
+(:func:`dlib.diffusion.discretized_gaussian_log_likelihood`, eq-bits-per-dim), and the true reverse
+variance Var(x_{t-1} | x_t) for Gaussian data (:func:`dlib.gaussian_chain.exact_reverse`, eq-ddpm-variance).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 
 import torch
 
-from .. import diffusion, nn_blocks, samplers
+from .. import diffusion, gaussian_chain, nn_blocks, samplers
 from .checking import Exercise, random_schedule, register
 
 
@@ -61,4 +62,15 @@ register(Exercise(
     name="decoder-bits-per-dim", chapter="ddpm",
     reference=_decoder_bits,
     inputs=_decoder_inputs,
+))
+
+
+def _reverse_variance_inputs(gen: torch.Generator) -> dict:
+    return {"schedule": random_schedule(gen), "data_var": float(10 ** (-3 + 3.5 * torch.rand(1, generator=gen)))}
+
+
+register(Exercise(
+    name="reverse-variance", chapter="ddpm",
+    reference=lambda schedule, data_var: gaussian_chain.exact_reverse(schedule, 0.0, data_var).v[1:],
+    inputs=_reverse_variance_inputs,
 ))
