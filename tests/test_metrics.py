@@ -5,7 +5,12 @@ and the closed form for Gaussians, KID against an explicit double sum, IS agains
 predictions (and torchmetrics' own InceptionScore), precision/recall against a NumPy brute force
 and toy sets with known answers.
 
-Equations checked: none yet (the metrics' formulas are checked here against scipy and torchmetrics).
+The Frechet distance between given Gaussians is checked against scipy's matrix square root, the
+commuting-covariance closed form and the 2-Wasserstein cost of the explicit optimal linear map; the
+verdict of :func:`dlib.metrics.compare` against hand-worked cases.
+
+Equations checked: eq-frechet, eq-fid, eq-kid, eq-is, eq-precision-recall, eq-tie (the metrics'
+formulas against scipy, explicit sums, brute force and torchmetrics).
 """
 import json
 
@@ -180,6 +185,45 @@ def test_frechet_distance_matches_scipy_and_gaussian_closed_form():
     assert value == pytest.approx(closed, abs=0.05)  # sampling error of means/covariances ~ 1e-2
     small = rng.normal(size=(50, 3))
     assert metrics.frechet_distance(torch.from_numpy(small), torch.from_numpy(small + 1.0)) == pytest.approx(3.0)
+
+
+def _spd(rng: np.random.Generator, d: int) -> np.ndarray:
+    a = rng.normal(size=(d, d))
+    return a @ a.T + 0.1 * np.eye(d)
+
+
+def test_gaussian_frechet_distance_matches_scipy_commuting_form_and_optimal_map():
+    rng = np.random.default_rng(3)
+    d = 6
+    mu1, mu2, s1, s2 = rng.normal(size=d), rng.normal(size=d), _spd(rng, d), _spd(rng, d)
+    root1 = scipy.linalg.sqrtm(s1).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(root1 @ s2 @ root1).real)
+    assert metrics.gaussian_frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    assert metrics.gaussian_frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-9)  # symmetric
+    assert metrics.gaussian_frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+    # commuting covariances (shared eigenvectors q): |mu1 - mu2|^2 + sum (sqrt(l1) - sqrt(l2))^2
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    l1, l2 = rng.uniform(0.1, 3.0, d), rng.uniform(0.1, 3.0, d)
+    got = metrics.gaussian_frechet_distance(mu1, q @ np.diag(l1) @ q.T, mu2, q @ np.diag(l2) @ q.T)
+    assert got == pytest.approx(((mu1 - mu2) ** 2).sum() + ((np.sqrt(l1) - np.sqrt(l2)) ** 2).sum(), rel=1e-9)
+    # the optimal map y = mu2 + A (x - mu1), A = S1^-1/2 (S1^1/2 S2 S1^1/2)^1/2 S1^-1/2, pushes N(mu1, S1)
+    # onto N(mu2, S2) and its expected cost is E|x - y|^2 = |mu1 - mu2|^2 + tr((I - A) S1 (I - A)^T)
+    inv_root1 = np.linalg.inv(root1)
+    a = inv_root1 @ scipy.linalg.sqrtm(root1 @ s2 @ root1).real @ inv_root1
+    assert np.allclose(a @ s1 @ a.T, s2, atol=1e-8)
+    cost = ((mu1 - mu2) ** 2).sum() + np.trace((np.eye(d) - a) @ s1 @ (np.eye(d) - a).T)
+    assert metrics.gaussian_frechet_distance(mu1, s1, mu2, s2) == pytest.approx(cost, rel=1e-8)
+
+
+def test_frechet_distance_is_gaussian_frechet_distance_of_fitted_statistics():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(300, 5)), rng.normal(0.2, 1.3, size=(200, 5))
+    fitted = metrics.gaussian_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert metrics.frechet_distance(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(fitted, rel=1e-9)
+    with pytest.raises(ValueError, match="covariances"):
+        metrics.gaussian_frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="covariances"):
+        metrics.gaussian_frechet_distance(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))
 
 
 def test_classifier_fid_orders_real_and_noise(features):
@@ -434,3 +478,35 @@ def test_real_vs_real_baseline_shrinks_with_n_and_uses_held_out_reference():
     assert large["classifier-fid"] < small["classifier-fid"]       # FID's small-sample bias
     with pytest.raises(ValueError, match="n must lie"):
         metrics.real_vs_real(10**6)
+
+
+# ---------------------------------------------------------------------------------------------- resampling, the verdict
+
+def test_seed_spread_and_compare():
+    mean, sd = metrics.seed_spread([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and sd == pytest.approx(1.0)              # ddof = 1
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.seed_spread([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        metrics.seed_spread([1.0, float("nan")])
+    # the threshold is z * sqrt(s_a^2 + s_b^2): with spreads 0.3 and 0.4 it is 2 * 0.5 = 1.0
+    assert metrics.compare(5.0, 5.99, 0.3, 0.4) == "tie"
+    assert metrics.compare(5.0, 6.0, 0.3, 0.4) == "tie"                         # the boundary is a tie
+    assert metrics.compare(5.0, 6.01, 0.3, 0.4) == "lower"
+    assert metrics.compare(6.01, 5.0, 0.4, 0.3) == "higher"
+    assert metrics.compare(5.0, 5.6, 0.3, 0.4, z=1.0) == "lower"
+    assert metrics.compare(2.0, 2.0, 0.0, 0.0) == "tie" and metrics.compare(2.0, 2.1, 0.0, 0.0) == "lower"
+    assert metrics.TIE_Z == 2.0
+    for bad in ((1.0, 2.0, -0.1, 0.1), (1.0, float("inf"), 0.1, 0.1), (1.0, 2.0, 0.1, float("nan"))):
+        with pytest.raises(ValueError):
+            metrics.compare(*bad)
+    with pytest.raises(ValueError):
+        metrics.compare(1.0, 2.0, 0.1, 0.1, z=0.0)
+
+
+def test_compare_calls_few_differences_between_equal_scores():
+    # two scores with the same mean and known spread: a tie about 95% of the time (|Z| <= 2)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4000, generator=g), torch.randn(4000, generator=g)
+    ties = sum(metrics.compare(float(x), float(y), 1.0, 1.0) == "tie" for x, y in zip(a, b))
+    assert 0.93 < ties / 4000 < 0.97

@@ -23,6 +23,7 @@ sample count), never with published Inception FIDs. Everything takes images (N, 
                 and the statistics on them: FID, KID, IS, precision/recall
 ``inception``   the Inception-v3 FID/KID/IS where torch-fidelity and the network exist (Colab)
 ``paired``      :func:`mae` and :func:`ms_ssim` of reconstructions against their originals
+``resampling``  :func:`seed_spread` and :func:`compare`: when a difference between two scores is a tie
 ``classifier``  the MNIST classifier itself: network, config, training (``python -m
                 dlib.metrics.classifier``), loading (imported only when a classifier is needed)
 ==============  ====================================================================================
@@ -34,11 +35,13 @@ from torch import nn
 
 from . import inception
 from .features import (ClassifierFeatures, _GivenFeatures, cached_classifier, classifier_outputs,  # noqa: F401
-                       frechet_distance, inception_score, kernel_distance, knn_radii, precision_recall)
+                       frechet_distance, gaussian_frechet_distance, inception_score, kernel_distance, knn_radii,
+                       precision_recall)
 from .images import (DEFAULT_N_REFERENCE, IMAGE_SHAPE, RANGE_TOLERANCE, check_images,  # noqa: F401
                      reference_images)
 from .inception import INCEPTION_METRICS, MetricUnavailable, inception_metrics, inception_missing  # noqa: F401
 from .paired import MS_SSIM_BETAS, MS_SSIM_KERNEL_SIZE, MS_SSIM_SIGMA, mae, ms_ssim  # noqa: F401
+from .resampling import TIE_Z, compare, seed_spread  # noqa: F401
 
 CLASSIFIER_METRICS = ("classifier-fid", "classifier-kid", "classifier-is", "precision", "recall")
 METRICS = CLASSIFIER_METRICS + INCEPTION_METRICS

@@ -116,12 +116,33 @@ class _GivenFeatures(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- FID, KID, IS
 
+def gaussian_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2) (chapter "measuring", eq-frechet).
+
+    d^2 = |mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1^(1/2) sigma2 sigma1^(1/2))^(1/2)), where the
+    last trace equals tr (sigma1 sigma2)^(1/2): both matrices have the same non-negative eigenvalues.
+    Means (d,) and symmetric positive semi-definite covariances (d, d), tensors or arrays. Computed by
+    the routine that :func:`frechet_distance` runs on fitted statistics (torchmetrics' ``_compute_fid``,
+    float64 on the CPU), so the two never disagree.
+    """
+    from torchmetrics.image.fid import _compute_fid
+
+    mu1, mu2 = (torch.as_tensor(m, dtype=torch.float64).reshape(-1) for m in (mu1, mu2))
+    sigma1, sigma2 = (torch.as_tensor(s, dtype=torch.float64) for s in (sigma1, sigma2))
+    d = len(mu1)
+    if len(mu2) != d or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"expected means (d,) and covariances (d, d) with one d, got {tuple(mu1.shape)}, "
+                         f"{tuple(sigma1.shape)}, {tuple(mu2.shape)}, {tuple(sigma2.shape)}")
+    return float(_compute_fid(mu1, sigma1, mu2, sigma2))
+
+
 def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (N, d) and (M, d), N, M >= 2.
 
     FID = |mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2)), with sample means mu and unbiased
     covariances S; computed by torchmetrics' FrechetInceptionDistance in float64 on the CPU. With the
-    classifier's embeddings this is **classifier-FID** (not Inception FID).
+    classifier's embeddings this is **classifier-FID** (not Inception FID). The formula is
+    :func:`gaussian_frechet_distance` of the fitted Gaussians (chapter "measuring", eq-fid).
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -141,7 +162,7 @@ def kernel_distance(real_features: torch.Tensor, fake_features: torch.Tensor, su
     Each of ``subsets`` rounds draws ``min(subset_size, N, M)`` rows of each set without replacement
     (torchmetrics' KernelInceptionDistance, seeded by ``seed``, float64 on the CPU). Returns
     ``(mean, std)`` over the rounds. With the classifier's embeddings this is **classifier-KID**.
-    The estimator is unbiased, so values near 0 may be slightly negative.
+    The estimator is unbiased, so values near 0 may be slightly negative (chapter "measuring", eq-kid).
     """
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -167,7 +188,8 @@ def inception_score(logits: torch.Tensor, splits: int = 1) -> tuple[float, float
     p(y|x) = softmax(logits); p(y) is the mean of p(y|x) over the split. The N rows are cut into
     ``splits`` consecutive chunks (the usual report uses 10; 1 uses the whole set, the least
     biased for small N). 1 <= IS <= K: K when every prediction is confident and the classes are
-    balanced, 1 when every image gets the same distribution. With the classifier: **classifier-IS**.
+    balanced, 1 when every image gets the same distribution. With the classifier: **classifier-IS**
+    (chapter "measuring", eq-is).
     """
     if logits.ndim != 2 or logits.shape[0] < splits or splits < 1:
         raise ValueError(f"logits must be (N, K) with N >= splits >= 1, got {tuple(logits.shape)}, splits={splits}")
@@ -213,7 +235,8 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
     the point's k-th nearest neighbour (:func:`knn_radii`):
     precision = (1/M) sum_j 1[exists i: |f_j - r_i| <= NN_k(r_i)]  (are samples realistic?),
     recall    = (1/N) sum_i 1[exists j: |r_i - f_j| <= NN_k(f_j)]  (is the data covered?).
-    Both in [0, 1]. Use sets of equal size: a denser set has smaller balls.
+    Both in [0, 1]. Use sets of equal size: a denser set has smaller balls (chapter "measuring",
+    eq-precision-recall).
 
     Args:
         real_features, fake_features: float tensors (N, d) and (M, d) on one device, N, M > k.

@@ -47,7 +47,8 @@ def ms_ssim(preds, target, reduction: str = "mean"):
     Gaussian window of std 0.8 (torchmetrics builds a 7-tap window from std 0.8, matching
     ``kernel_size=7``), which leaves a 22x22, 8x8 and 7x7 valid area at the three scales.
     ``normalize="relu"`` clips negative (anti-correlated) terms to 0, so unrelated images give
-    values near 0 instead of NaN from a negative base under a fractional power.
+    values near 0 instead of NaN from a negative base under a fractional power. The formulas are in
+    chapter "measuring", eq-ssim and eq-ms-ssim.
 
     Returns:
         a float (``reduction="mean"``) or a tensor (B,) of per-pair values (``reduction="none"``).
