@@ -1,6 +1,6 @@
 """dlib.samplers: single steps against independent formulas, loops against known data laws (no network).
 
-Equations checked: eq-ddpm-step, eq-ddpm-variance, eq-posterior-mean, eq-x0-from-eps, eq-eps-from-x0.
+Equations checked: eq-ddpm-step, eq-ddpm-variance, eq-posterior-mean, eq-x0-from-eps, eq-eps-from-x0, eq-ddim-step, eq-ddim-sigma, eq-ddim-invert, eq-ddim-ode.
 """
 import math
 
@@ -433,6 +433,95 @@ def test_angular_other_targets_agree_with_joint(target):
     assert (x - ref).abs().max() < tol
 
 
+def test_ddim_from_an_intermediate_level_is_the_tail_of_the_full_loop():
+    # started at t_start with the state the full loop has there, the loop continues it step for step
+    s = schedules.cosine(100)
+    model = gm.exact_model(GMM, s, "eps")
+    x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    traj = sp.Trajectory()
+    full = sp.ddim_sample(model, s, None, 100, x_T=x_T, callback=traj, progress=False)
+    mid = traj.t.index(40)
+    tail = sp.ddim_sample(model, s, None, 40, x_T=traj.x_t[mid], t_start=40, progress=False)
+    torch.testing.assert_close(tail, full)
+    with pytest.raises(ValueError, match="1..100"):
+        sp.ddim_sample(model, s, None, 5, x_T=x_T, t_start=101, progress=False)
+
+
+# ----------------------------------------------------------------------------- DDIM inversion
+def _gauss_eps(mix, s, x, t):
+    """The exact eps_hat of Gaussian data, E[eps | x_t] = sd (x_t - a mu) / (a^2 var + sd^2), by hand."""
+    a, sd = s.alpha_bars[t].sqrt(), (1 - s.alpha_bars[t]).sqrt()
+    return sd * (x - a * mix.means[0]) / (a**2 * mix.variances[0] + sd**2)
+
+
+def test_ddim_invert_step_undoes_the_eta0_step_when_eps_is_held_fixed():
+    s, x0, eps, t, x_t, g = _case(seed=4)
+    t_prev = t // 2
+    eps_hat = eps + 0.3 * torch.randn(x_t.shape, generator=g, dtype=x_t.dtype)
+    down = sp.ddim_step(s, x_t, t, t_prev, eps_hat, eta=0.0)
+    torch.testing.assert_close(sp.ddim_invert_step(s, down, t_prev, t, eps_hat), x_t)
+    # from t = 0 the clean image itself is x0_hat: one jump lands on q(x_t | x0)'s point for that eps
+    a = s.alpha_bars[t].reshape(-1, 1, 1)
+    torch.testing.assert_close(sp.ddim_invert_step(s, x0, torch.zeros_like(t), t, eps), x_t)
+    torch.testing.assert_close(sp.ddim_invert_step(s, x0, 0, t, eps), a.sqrt() * x0 + (1 - a).sqrt() * eps)
+
+
+def test_ddim_invert_is_the_iterated_affine_map_for_gaussian_data():
+    # independent computation: with the exact eps_hat of Gaussian data every jump is affine in x,
+    # x' = sqrt(ab') (x - sd eps_hat(x)) / a + sqrt(1 - ab') eps_hat(x), the model called at the lower end
+    s = schedules.cosine(200)
+    x0 = GAUSS.sample(64, torch.Generator().manual_seed(1))
+    ts = sp.timesteps(200, 17)[::-1]
+    x = x0.clone()
+    for t, t_next in zip([0] + ts[:-1], ts):
+        e = _gauss_eps(GAUSS, s, x, max(t, 1))
+        x0_hat = x if t == 0 else (x - (1 - s.alpha_bars[t]).sqrt() * e) / s.alpha_bars[t].sqrt()
+        x = s.alpha_bars[t_next].sqrt() * x0_hat + (1 - s.alpha_bars[t_next]).sqrt() * e
+    traj = sp.Trajectory()
+    got = sp.ddim_invert(gm.exact_model(GAUSS, s, "eps"), s, x0, 17, callback=traj, progress=False)
+    torch.testing.assert_close(got, x, rtol=1e-10, atol=1e-10)
+    assert traj.t == [1] + ts[:-1] and len(traj) == 17
+
+
+def test_ddim_inversion_converges_to_the_probability_flow_map():
+    # For Gaussian data N(mu, v) the probability-flow ODE keeps (x_t - mean_t) / std_t fixed, so the exact
+    # code is x_T = sqrt(ab_T) mu + sqrt((ab_T v + 1 - ab_T) / v) (x0 - mu); DDIM inversion is a first-order
+    # discretization of that ODE, and decoding with the same steps comes back to x0 as the steps grow.
+    s = schedules.linear(1000)
+    model = gm.exact_model(GAUSS, s, "eps")
+    x0 = GAUSS.sample(256, torch.Generator().manual_seed(2))
+    mu, v, ab = GAUSS.means[0], GAUSS.variances[0], s.alpha_bars[-1]
+    exact = ab.sqrt() * mu + ((ab * v + 1 - ab) / v).sqrt() * (x0 - mu)
+    code_err, trip_err = [], []
+    for steps in (10, 100, 1000):
+        x_T = sp.ddim_invert(model, s, x0, steps, progress=False)
+        back = sp.ddim_sample(model, s, None, steps, x_T=x_T, progress=False)
+        code_err.append((x_T - exact).abs().max().item())
+        trip_err.append((back - x0).abs().max().item())
+    assert code_err[0] > 5 * code_err[1] > 25 * code_err[2] and code_err[2] < 0.03, code_err   # ~ 1 / steps
+    assert trip_err[0] > 5 * trip_err[1] > 25 * trip_err[2] and trip_err[2] < 0.02, trip_err
+    # negative controls: the code of other data is not this map; decoding with fresh noise (eta = 1) or
+    # with another model's denoiser does not come back
+    wrong_v = ab.sqrt() * mu + ((ab * 2 * v + 1 - ab) / (2 * v)).sqrt() * (x0 - mu)
+    assert (x_T - wrong_v).abs().max() > 20 * code_err[2]
+    noisy = sp.ddim_sample(model, s, None, 1000, eta=1.0, x_T=x_T, seed=0, progress=False)
+    other = sp.ddim_sample(gm.exact_model(GMM, s, "eps"), s, None, 1000, x_T=x_T, progress=False)
+    assert (noisy - x0).abs().mean() > 0.1 and (other - x0).abs().mean() > 0.1
+
+
+def test_ddim_inversion_round_trip_on_a_mixture():
+    s = schedules.linear(1000)
+    model = gm.exact_model(GMM, s, "v")
+    x0 = GMM.sample(256, torch.Generator().manual_seed(3))
+    errs = []
+    for steps in (20, 200):
+        x_T = sp.ddim_invert(model, s, x0, steps, spacing="quadratic", target="v", progress=False)
+        errs.append((sp.ddim_sample(model, s, None, steps, spacing="quadratic", target="v", x_T=x_T,
+                                    progress=False) - x0).abs().mean().item())
+    assert errs[0] > 5 * errs[1] and errs[1] < 0.01, errs
+    assert abs(x_T.var().item() - 1) < 0.2   # the code of data looks like standard normal noise
+
+
 # ----------------------------------------------------------------------------- errors
 def test_value_errors():
     s, x0, eps, t, x_t, _ = _case()
@@ -442,6 +531,10 @@ def test_value_errors():
         sp.ddim_step(s, x_t, t + 50, t, eps)
     with pytest.raises(ValueError, match="t_prev"):
         sp.ddim_step(s, x_t, t, t, eps)
+    with pytest.raises(ValueError, match="t_next"):
+        sp.ddim_invert_step(s, x_t, t, t, eps)
+    with pytest.raises(ValueError, match="x0 must be"):
+        sp.ddim_invert(lambda x, t: x, s, torch.zeros(4, 2, dtype=torch.long), 5, progress=False)
     with pytest.raises(ValueError, match=r"shape \(B,\)"):
         sp.ddpm_step(s, x_t, t[:3], eps, None)
     with pytest.raises(ValueError, match="eps_hat"):

@@ -76,7 +76,7 @@ def rotation_step(x0_hat: Tensor, eps_hat: Tensor, phi_next: float) -> Tensor:
     """x at angle phi_next when x0_hat and eps_hat are held fixed: cos(phi_next) x0_hat + sin(phi_next) eps_hat.
 
     The exact solution of dx/dphi = -sin(phi) x0_hat + cos(phi) eps_hat from a point on the same
-    circle (the angular chapter, to come); it equals DDIM's eta = 0 jump (the DDIM chapter, to come).
+    circle (the angular chapter, to come); it equals DDIM's eta = 0 jump (chapter "ddim", eq-ddim-step).
     """
     return math.cos(phi_next) * x0_hat + math.sin(phi_next) * eps_hat
 

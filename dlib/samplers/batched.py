@@ -35,7 +35,7 @@ def sample(model, schedule: Schedule, n: int, sampler: str = "ddim", steps: int 
     """Draw ``n`` samples from ``model`` with one of :data:`SAMPLERS`, in batches.
 
     ``"ddpm"``: all T ancestral steps (chapter "ddpm", eq-ddpm-step; ``variance``); ``"ddim"``:
-    ``steps`` jumps with ``eta`` and ``spacing`` (the DDIM chapter, to come); ``"angular"``:
+    ``steps`` jumps with ``eta`` and ``spacing`` (chapter "ddim", eq-ddim-step, eq-ddim-sigma); ``"angular"``:
     ``steps`` steps of the angular ODE with ``method`` (the angular chapter, to come).
 
     Args:

@@ -1,8 +1,9 @@
-"""DDIM: deterministic or partly stochastic sampling on a subsequence of timesteps (the DDIM chapter, to come).
+"""DDIM: deterministic or partly stochastic sampling on a subsequence of timesteps, and its inversion (chapter "ddim").
 
 Song, Meng & Ermon (2021). :func:`timesteps` picks the subsequence, :func:`ddim_sigma` the noise
 level of a jump, :func:`ddim_step` takes one jump and :func:`ddim_sample` runs it; the loop calls
-nothing else, so the source a chapter prints is the code that runs.
+nothing else, so the source a chapter prints is the code that runs. :func:`ddim_invert_step` and
+:func:`ddim_invert` run the deterministic jump the other way, from data to noise.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _pair(s: Schedule, t, t_prev):
 
 
 def ddim_sigma(s: Schedule, t, t_prev, eta: float, like: Tensor | None = None) -> Tensor:
-    """The noise level of a jump t -> t_prev (Song et al. 2021, their eq. 16; the DDIM chapter, to come).
+    """The noise level of a jump t -> t_prev (Song et al. 2021, their eq. 16; chapter "ddim", eq-ddim-sigma).
 
         sigma = eta sqrt((1 - alpha_bar_{t_prev}) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_{t_prev})
 
@@ -79,7 +80,7 @@ def ddim_sigma(s: Schedule, t, t_prev, eta: float, like: Tensor | None = None) -
 
 def ddim_step(s: Schedule, x_t: Tensor, t, t_prev, eps_hat: Tensor, eta: float = 0.0,
               noise: Tensor | None = None, x0_hat: Tensor | None = None) -> Tensor:
-    """One DDIM jump x_t -> x_{t_prev} (Song et al. 2021, their eq. 12; the DDIM chapter, to come).
+    """One DDIM jump x_t -> x_{t_prev} (Song et al. 2021, their eq. 12; chapter "ddim", eq-ddim-step).
 
         x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps_hat + sigma z
 
@@ -106,18 +107,20 @@ def ddim_step(s: Schedule, x_t: Tensor, t, t_prev, eps_hat: Tensor, eta: float =
 def ddim_sample(model, s: Schedule, shape, steps: int, eta: float = 0.0, spacing: str = "uniform",
                 target: str | None = None, generator: torch.Generator | None = None, seed: int | None = None,
                 device=None, dtype=None, x_T: Tensor | None = None, clip_x0: float | None = None,
-                callback=None, progress: bool = True):
-    """DDIM sampling on a subsequence of timesteps (Song et al. 2021; the DDIM chapter, to come).
+                callback=None, progress: bool = True, t_start: int | None = None):
+    """DDIM sampling on a subsequence of timesteps (Song et al. 2021; chapter "ddim", eq-ddim-step).
 
-    Calls the model at ``timesteps(s.T, steps, spacing)`` (T down to 1) and jumps from each t to
-    the next (to 0 after t = 1) with :func:`ddim_step`, eta scaling sigma. eta = 0
-    is a deterministic map of x_T; eta = 1 with steps = T is DDPM with sigma_t^2 = beta_tilde_t.
+    Calls the model at ``timesteps(t_start, steps, spacing)`` (t_start = T by default, down to 1)
+    and jumps from each t to the next (to 0 after t = 1) with :func:`ddim_step`, eta scaling sigma.
+    eta = 0 is a deterministic map of x_T; eta = 1 with steps = T is DDPM with sigma_t^2 = beta_tilde_t.
+    ``t_start`` < T starts from a partly noised image ``x_T`` at that level (steps <= t_start).
     Other arguments and the return value as :func:`dlib.samplers.ddpm_sample`.
     """
     target = resolve_target(model, target)
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
-    ts = timesteps(s.T, steps, spacing)
+    t_start = s.T if t_start is None else int(s.check_t(t_start))
+    ts = timesteps(t_start, steps, spacing)
     x, generator = start(model, shape, generator, seed, device, dtype, x_T)
     with torch.no_grad():
         for t, t_prev in zip(tqdm(ts, desc=f"DDIM eta={eta}", disable=not progress), ts[1:] + [0]):
@@ -127,4 +130,60 @@ def ddim_sample(model, s: Schedule, shape, steps: int, eta: float = 0.0, spacing
             draw = eta > 0 and float(ddim_sigma(s, t, t_prev, eta)) > 0
             noise = noise_like(x.shape, generator, x.device, x.dtype) if draw else None
             x = ddim_step(s, x, t, t_prev, eps_hat, eta, noise, x0_hat=x0_hat)
+    return x
+
+
+def ddim_invert_step(s: Schedule, x_t: Tensor, t, t_next, eps_hat: Tensor, x0_hat: Tensor | None = None) -> Tensor:
+    """One deterministic DDIM jump *up*, x_t -> x_{t_next} with t_next > t (chapter "ddim", eq-ddim-invert).
+
+        x_{t_next} = sqrt(alpha_bar_{t_next}) x0_hat + sqrt(1 - alpha_bar_{t_next}) eps_hat
+
+    the eta = 0 step of eq-ddim-step run towards the noise: in the rescaled variables x / sqrt(alpha_bar)
+    and sqrt(1/alpha_bar - 1) both are Euler steps of one ODE (eq-ddim-ode), here taken from the lower
+    end. x0_hat defaults to the one eps_hat implies at t (eq-x0-from-eps); at t = 0 that is x_t itself.
+
+    Args:
+        x_t, eps_hat: (B, ...) float. t: int or int64 (B,) in 0..T-1; t_next: same, in t+1..T.
+    """
+    check_like(x_t, eps_hat, "eps_hat")
+    check_like(x_t, x0_hat, "x0_hat")
+    tt, tn = s.check_t(t, allow_zero=True), s.check_t(t_next)
+    if (tn <= tt).any():
+        raise ValueError("t_next must be larger than t for every example")
+    a_bar_next = s.gather(s.alpha_bars, tn, x_t)
+    if x0_hat is None:
+        a_bar = s.gather(s.alpha_bars, tt, x_t, allow_zero=True)
+        x0_hat = (x_t - (1.0 - a_bar).sqrt() * eps_hat) / a_bar.sqrt()
+    return a_bar_next.sqrt() * x0_hat + (1.0 - a_bar_next).sqrt() * eps_hat
+
+
+def ddim_invert(model, s: Schedule, x0: Tensor, steps: int, spacing: str = "uniform", target: str | None = None,
+                callback=None, progress: bool = True) -> Tensor:
+    """DDIM inversion: encode x0 into the x_T that deterministic DDIM decodes back to about x0 (chapter "ddim").
+
+    Visits the timesteps of :func:`ddim_sample` in reverse, 0 -> t_steps = 1 -> ... -> t_1 = T, with
+    :func:`ddim_invert_step` (eq-ddim-invert), calling the model at the lower end of each jump (at t = 1
+    for the jump that starts from the clean x0: the network is not trained at t = 0). Decoding the
+    result with ``ddim_sample(model, s, shape, steps, eta=0, spacing=spacing, x_T=...)`` returns x0
+    up to an error that shrinks with the number of steps: decoding evaluates the network at the
+    upper end of each jump, inversion at the lower end (exact only in the limit of small steps).
+
+    Args:
+        x0: (B, ...) float, the data (images in [-1, 1]); its device and dtype are used.
+        steps, spacing: as :func:`ddim_sample`; use the same values to decode.
+        callback: ``callback(t, x_t, x0_hat)`` once per model call (t is the level the model is told).
+    Returns:
+        x_T, shaped like x0.
+    """
+    target = resolve_target(model, target)
+    if not torch.is_tensor(x0) or not x0.is_floating_point():
+        raise ValueError("x0 must be a floating-point tensor of shape (B, ...)")
+    ts = timesteps(s.T, steps, spacing)[::-1]
+    x = x0
+    with torch.no_grad():
+        for t, t_next in zip(tqdm([0] + ts[:-1], desc="DDIM inversion", disable=not progress), ts):
+            x0_hat, eps_hat = predict(model, s, x, max(t, 1), target, None)
+            if callback is not None:
+                callback(max(t, 1), x, x0_hat)
+            x = ddim_invert_step(s, x, t, t_next, eps_hat, x0_hat=x if t == 0 else x0_hat)
     return x
