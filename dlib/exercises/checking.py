@@ -4,7 +4,11 @@ A reader writes a function and calls ``dlib.exercises.check("posterior-mean", my
 check draws a few random inputs, calls the reader's function and the book's reference (a ``dlib``
 function), and prints either a pass or the first mismatch (inputs, expected, got). It never
 raises for a wrong answer, so a chapter keeps running; it returns a :class:`Result` that is truthy
-only on a pass. A stub that raises ``NotImplementedError`` is reported as "not attempted yet".
+only on a pass and carries the exercise's points (its weight). A stub that raises
+``NotImplementedError`` is reported as "not attempted yet". A function that calls the reference
+itself (or reads an input attribute that already holds the answer) fails: :mod:`.guard` watches
+for it while the reader's function runs. :func:`export` writes this session's results to a CSV
+or JSON file; a graded assignment calls ``check`` with a seed and trial count the reader never saw.
 
 Each chapter's exercises live in their own module of this package (``dlib.exercises.<chapter>``),
 which registers them here with :func:`register`. This module never imports those modules by name:
@@ -14,19 +18,23 @@ every check passes with the worked solution printed in the book and fails with a
 """
 from __future__ import annotations
 
+import csv
 import importlib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from .. import schedules
+from .guard import guarded, named, run_reference
 
 __all__ = ["CHAPTERS", "Exercise", "Result", "EXERCISES", "register", "load_chapters", "names",
-           "random_schedule", "random_images", "check"]
+           "random_schedule", "random_images", "check", "results", "export"]
 
 # The chapters that have exercises, in book order: each is a module ``dlib.exercises.<chapter>``.
-CHAPTERS = ("posterior", "elbo", "scores", "objectives", "ddpm")
+CHAPTERS = ("forward", "posterior", "elbo", "scores", "measuring", "objectives", "ddpm", "ddim")
 
 
 # -----------------------------------------------------------------------------------------------
@@ -35,7 +43,9 @@ CHAPTERS = ("posterior", "elbo", "scores", "objectives", "ddpm")
 @dataclass(frozen=True)
 class Exercise:
     """One checkable exercise: ``inputs(generator) -> dict`` of keyword arguments, and the
-    ``reference(**inputs)`` output the reader's function must reproduce (to ``rtol``/``atol``)."""
+    ``reference(**inputs)`` output the reader's function must reproduce (to ``rtol``/``atol``).
+    ``points`` is its weight in a graded assignment (all or nothing). ``forbid`` names ``dlib``
+    functions an answer may not call besides the reference itself (see :mod:`.guard`)."""
 
     name: str
     chapter: str
@@ -44,19 +54,32 @@ class Exercise:
     rtol: float = 1e-5
     atol: float = 1e-6
     trials: int = 5
+    points: float = 1.0
+    forbid: tuple = ()
 
 
 @dataclass(frozen=True)
 class Result:
+    """The outcome of one check: truthy on a pass; ``points`` of ``max_points`` (the exercise's
+    weight when it passed, else 0); ``as_dict()`` for export."""
+
     name: str
     passed: bool
     message: str
+    points: float = 0.0
+    max_points: float = 1.0
+    chapter: str = ""
+    seed: int = 0
+    trials: int = 0
 
     def __bool__(self) -> bool:
         return self.passed
 
     def __repr__(self) -> str:
         return self.message
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 EXERCISES: dict[str, Exercise] = {}   # name -> Exercise; complete once load_chapters() has run
@@ -142,36 +165,81 @@ def _describe(inputs: dict) -> str:
 # -----------------------------------------------------------------------------------------------
 # the check
 
-def check(name: str, fn: Callable, seed: int = 0, verbose: bool = True) -> Result:
-    """Check the reader's ``fn`` against exercise ``name`` on a few random inputs.
+def check(name: str, fn: Callable, seed: int = 0, verbose: bool = True, trials: int | None = None) -> Result:
+    """Check the reader's ``fn`` against exercise ``name`` on ``trials`` random inputs (the
+    exercise's own count by default) drawn from ``seed``.
 
-    Returns a :class:`Result` (truthy on a pass) and prints its message when ``verbose``.
+    Returns a :class:`Result` (truthy on a pass), records it for :func:`export`, and prints its
+    message when ``verbose``. Calling the reference inside ``fn`` fails the check (see :mod:`.guard`).
     """
     load_chapters()
     if name not in EXERCISES:
         raise ValueError(f"unknown exercise {name!r}; known: {sorted(EXERCISES)}")
     ex = EXERCISES[name]
-    gen = torch.Generator().manual_seed(seed)
-    result = None
-    for trial in range(ex.trials):
-        inputs = ex.inputs(gen)
-        expected = ex.reference(**inputs)
-        try:
-            got = fn(**{k: (v.clone() if torch.is_tensor(v) else v) for k, v in inputs.items()})
-        except NotImplementedError:
-            result = Result(name, False, f"[{name}] not attempted yet: replace `raise NotImplementedError`.")
-            break
-        except Exception as err:  # the reader's code failed: report it, keep the chapter running
-            result = Result(name, False, f"[{name}] case {trial + 1}: your function raised "
-                                         f"{type(err).__name__}: {err}\n  inputs: {_describe(inputs)}")
-            break
-        problem = _close(expected, got, ex.rtol, ex.atol)
-        if problem:
-            result = Result(name, False, f"[{name}] case {trial + 1} of {ex.trials}: {problem}\n"
-                                         f"  inputs: {_describe(inputs)}")
-            break
-    if result is None:
-        result = Result(name, True, f"[{name}] passed: {ex.trials} random cases match the book's reference.")
+    trials = ex.trials if trials is None else int(trials)
+    problem = _first_problem(ex, fn, seed, trials)
+    passed = problem is None
+    message = (f"[{name}] passed: {trials} random cases match the book's reference." if passed
+               else f"[{name}] {problem}")
+    result = Result(name, passed, message, ex.points if passed else 0.0, ex.points, ex.chapter, seed, trials)
+    _RESULTS[name] = result
     if verbose:
         print(result.message)
     return result
+
+
+def _first_problem(ex: Exercise, fn: Callable, seed: int, trials: int) -> str | None:
+    """None when ``fn`` matches the reference on every trial, else what went wrong first."""
+    gen = torch.Generator().manual_seed(seed)
+    extra = named(ex.forbid)
+    for trial in range(trials):
+        inputs = ex.inputs(gen)
+        expected, forbidden = run_reference(ex.reference, inputs)
+        forbidden.merge(extra)
+        with guarded(forbidden) as used:
+            try:
+                got = fn(**{k: (v.clone() if torch.is_tensor(v) else v) for k, v in inputs.items()})
+                error = None
+            except NotImplementedError:
+                return "not attempted yet: replace `raise NotImplementedError`."
+            except Exception as err:  # the reader's code failed: report it, keep the chapter running
+                error = err
+        if used:
+            names = ", ".join(dict.fromkeys(used))
+            return (f"case {trial + 1}: your function uses {names}, the book's reference for this "
+                    "exercise: write the computation yourself.")
+        if error is not None:
+            return (f"case {trial + 1}: your function raised {type(error).__name__}: {error}\n"
+                    f"  inputs: {_describe(inputs)}")
+        problem = _close(expected, got, ex.rtol, ex.atol)
+        if problem:
+            return f"case {trial + 1} of {trials}: {problem}\n  inputs: {_describe(inputs)}"
+    return None
+
+
+# -----------------------------------------------------------------------------------------------
+# this session's results, for export
+
+_RESULTS: dict[str, Result] = {}   # exercise name -> the latest result of check
+
+
+def results() -> list[Result]:
+    """The latest result of every exercise checked in this session, in book order."""
+    order = {c: i for i, c in enumerate(CHAPTERS)}
+    return sorted(_RESULTS.values(), key=lambda r: (order.get(r.chapter, len(order)), r.name))
+
+
+def export(path) -> list[dict]:
+    """Write :func:`results` to ``path`` (``.json``: a list of records; otherwise CSV with a header)
+    and return the records. Each record: name, passed, message, points, max_points, chapter, seed, trials."""
+    records = [r.as_dict() for r in results()]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(records, indent=2) + "\n")
+    else:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(Result.__dataclass_fields__))
+            writer.writeheader()
+            writer.writerows(records)
+    return records
