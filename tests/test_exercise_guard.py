@@ -90,3 +90,11 @@ def test_an_exercise_can_forbid_a_shortcut_its_reference_does_not_call(monkeypat
     assert not result and "dlib.gaussian_chain.forward_marginals" in result.message
     assert exercises.check(ex.name, lambda schedule, data_var: schedule.alpha_bars * data_var + 1 - schedule.alpha_bars,
                            verbose=False)
+
+
+def test_forward_variance_as_registered_refuses_the_closed_form_it_asks_for():
+    from dlib import gaussian_chain
+
+    shortcut = lambda schedule, data_var: gaussian_chain.forward_marginals(schedule, 0.0, data_var)[1]  # noqa: E731
+    result = exercises.check("forward-variance", shortcut, verbose=False)
+    assert not result and "dlib.gaussian_chain.forward_marginals" in result.message
