@@ -203,7 +203,7 @@ def exact_model(mixture: GaussianMixture, schedule: Schedule, target: str = "eps
 
 
 def exact_angular_model(mixture: GaussianMixture, T: int = 1000, target: str = "x0_eps"):
-    """The ideal network in angle time (the angular chapter, to come): ``model(x, t)``.
+    """The ideal network in angle time (chapter "angular", eq-angular-x): ``model(x, t)``.
 
     t: float (or int) tensor (B,) or scalar on the 0..T scale, read as phi = t pi / (2T), and x
     as cos(phi) x_0 + sin(phi) eps; this matches :func:`dlib.samplers.angular_sample` on

@@ -30,7 +30,7 @@ WEIGHTINGS = ("simple", "elbo", "min_snr")
 __all__ = ["TARGETS", "WEIGHTINGS", "check_target", "resolve_target", "x0_from_eps", "eps_from_x0", "score_from_eps",
            "eps_from_score", "score_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "predictions",
            "predictions_from_coeffs", "target_from_coeffs", "split_joint", "training_target", "elbo_weight",
-           "min_snr_weight", "loss", "loss_per_example"]
+           "min_snr_weight", "joint_eps_weight", "loss", "loss_per_example"]
 
 
 def check_target(target: str) -> str:
@@ -77,7 +77,7 @@ def _check_same(reference: Tensor, other: Tensor, ref_name: str, name: str) -> N
 # ----------------------------------------------------------------------------- the equations, once
 # Each kernel takes a = sqrt(alpha_bar) and s = sqrt(1 - alpha_bar) as floats or tensors that
 # broadcast against the images, so the same line serves discrete t and the angle phi (a = cos phi,
-# s = sin phi, the angular chapter, to come). Everything below is built from these six lines.
+# s = sin phi, chapter "angular", eq-angular-x). Everything below is built from these six lines.
 def _x0_from_eps(a, s, x_t, eps):
     return (x_t - s * eps) / a                    # eq-x0-from-eps
 
@@ -152,7 +152,7 @@ def v_from_x0_eps(s: Schedule, x0: Tensor, t, eps: Tensor) -> Tensor:
     """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0  (chapter "objectives", eq-v).
 
     On the quarter circle (alpha_bar = cos^2 phi) v = d x_t / d phi, the velocity of x_t in the
-    angle (the angular chapter, to come). x0, eps: (B, ...); t: int or int64 (B,) in 1..T.
+    angle (chapter "angular", eq-dx-dphi). x0, eps: (B, ...); t: int or int64 (B,) in 1..T.
     """
     _check_same(x0, eps, "x0", "eps")
     return _v_from_x0_eps(*_coeffs(s, t, x0), x0, eps)
@@ -198,7 +198,7 @@ def predictions_from_coeffs(sqrt_alpha_bar, sqrt_one_minus_alpha_bar, x_t: Tenso
 
     The coefficients a = sqrt(alpha_bar) and s = sqrt(1 - alpha_bar) are floats or tensors that
     broadcast against x_t (B, ...), so this works for discrete t and for the angle phi
-    (a = cos phi, s = sin phi, the angular chapter, to come) alike. With x_t = a x0 + s eps:
+    (a = cos phi, s = sin phi, chapter "angular", eq-angular-x) alike. With x_t = a x0 + s eps:
 
         "eps":    eps_hat = out,           x0_hat = (x_t - s eps_hat)/a     (eq-x0-from-eps)
         "x0":     x0_hat = out,            eps_hat = (x_t - a x0_hat)/s     (eq-eps-from-x0)
@@ -325,6 +325,18 @@ def min_snr_weight(s: Schedule, t, target: str, gamma: float = 5.0) -> Tensor:
     clipped = snr.clamp(max=float(gamma))
     return {"x0": clipped, "eps": clipped / snr, "v": clipped / (snr + 1.0),
             "score": (1.0 - alpha_bar) * clipped / snr}[target]
+
+
+def joint_eps_weight(s: Schedule, t, joint_gamma: float = 0.0) -> Tensor:
+    """The eps-scale weight of the joint loss for a consistent pair of heads (chapter "angular", eq-joint-weight).
+
+    When a x0_hat + s eps_hat = x_t (a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)), the x0 error is
+    -(s/a) times the eps error and the v error 1/a times it, so the joint loss (eq-loss-joint) is
+    (1 + joint_gamma) / alpha_bar_t = (1 + joint_gamma)(1 + 1/SNR(t)) times the eps MSE. float64, like t.
+    """
+    if not joint_gamma >= 0:
+        raise ValueError(f"joint_gamma must be >= 0, got {joint_gamma!r}")
+    return (1.0 + joint_gamma) / s.alpha_bars[s.check_t(t).cpu()]
 
 
 # ----------------------------------------------------------------------------- losses

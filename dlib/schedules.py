@@ -17,7 +17,7 @@ schedule is built (improved-diffusion does the same in its constructor), and rea
     sigma_t^2    = beta_tilde_t or beta_t, the reverse variances               (chapter "ddpm", eq-ddpm-variance)
 
 Constructors: :func:`linear` (Ho et al. 2020), :func:`cosine` (Nichol & Dhariwal 2021),
-:func:`angular` (Zhang et al. 2024: alpha_bar_t = cos^2(pi t / 2T)), :func:`from_betas`,
+:func:`angular` (Zhang et al. 2023: alpha_bar_t = cos^2(pi t / 2T)), :func:`from_betas`,
 :func:`from_alpha_bars`, and :func:`from_config` for the ``schedule:`` section of a training config.
 """
 from __future__ import annotations
@@ -213,13 +213,13 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule
 
 
 def angular_phi(T: int) -> Tensor:
-    """The angles phi_t = (t / T) pi/2, t = 0..T (Zhang et al. 2024, eq. 9, who call it eta), float64 (T+1,)."""
+    """The angles phi_t = (t / T) pi/2, t = 0..T (Zhang et al. 2023, eq. 9, who call it eta), float64 (T+1,)."""
     _check_T(T)
     return torch.arange(T + 1, dtype=torch.float64) / T * (math.pi / 2)
 
 
 def angular(T: int = 1000, max_beta: float = 0.999) -> Schedule:
-    """Zhang et al. (2024): x_t = cos(phi_t) x_0 + sin(phi_t) eps, so alpha_bar_t = cos^2(phi_t).
+    """Zhang et al. (2023): x_t = cos(phi_t) x_0 + sin(phi_t) eps, so alpha_bar_t = cos^2(phi_t) (chapter "angular", eq-angular-schedule).
 
     The endpoint: at t = T the angle is pi/2 and alpha_bar_T = 0, which would need beta_T = 1
     (outside (0, 1)). As for the cosine schedule, beta_T is clipped at ``max_beta``; the discrete

@@ -1,4 +1,4 @@
-"""Samplers: ancestral DDPM, DDIM and the angular ODE, and one front door (chapter "ddpm", chapter "ddim"; the angular chapter to come).
+"""Samplers: ancestral DDPM, DDIM and the angular ODE, and one front door (chapter "ddpm", chapter "ddim", chapter "angular").
 
 =====================  ==========================================================================
 ``common``             the target a model declares, starting noise, fresh noise, :class:`Trajectory`

@@ -1,6 +1,6 @@
-"""The angular ODE sampler: x = cos(phi) x0 + sin(phi) eps, integrated in the angle (the angular chapter, to come).
+"""The angular ODE sampler: x = cos(phi) x0 + sin(phi) eps, integrated in the angle (chapter "angular", eq-angular-ode).
 
-Zhang, Ehinger & Drummond (2024). On the quarter circle alpha_bar = cos^2(phi) the noisy image moves
+Zhang, Ehinger & Drummond (2023). On the quarter circle alpha_bar = cos^2(phi) the noisy image moves
 with velocity
 
     dx/dphi = -sin(phi) x0_hat + cos(phi) eps_hat = v                 (the v of chapter "objectives", eq-v)
@@ -47,7 +47,7 @@ METHODS = tuple(TABLEAUS)
 
 
 def rk_step(f, x: Tensor, phi: float, h: float, method: str = "rk4"):
-    """One explicit Runge-Kutta step of dx/dphi = f(x, phi) (the angular chapter, to come).
+    """One explicit Runge-Kutta step of dx/dphi = f(x, phi) (chapter "angular", eq-rk-step).
 
         k_i = f(x + h sum_{j<i} a_ij k_j, phi + c_i h),     x(phi + h) ~ x + h sum_i b_i k_i
 
@@ -76,7 +76,7 @@ def rotation_step(x0_hat: Tensor, eps_hat: Tensor, phi_next: float) -> Tensor:
     """x at angle phi_next when x0_hat and eps_hat are held fixed: cos(phi_next) x0_hat + sin(phi_next) eps_hat.
 
     The exact solution of dx/dphi = -sin(phi) x0_hat + cos(phi) eps_hat from a point on the same
-    circle (the angular chapter, to come); it equals DDIM's eta = 0 jump (chapter "ddim", eq-ddim-step).
+    circle (chapter "angular", eq-fixed-heads, eq-rotation); it equals DDIM's eta = 0 jump (chapter "ddim", eq-ddim-step).
     """
     return math.cos(phi_next) * x0_hat + math.sin(phi_next) * eps_hat
 
@@ -98,7 +98,7 @@ def angular_sample(model, s: Schedule, shape, steps: int, method: str = "rk4", t
                    integer_t: bool = False, phi_clip: float | None = None, generator: torch.Generator | None = None,
                    seed: int | None = None, device=None, dtype=None, x_T: Tensor | None = None, callback=None,
                    progress: bool = True):
-    """Integrate the angular ODE from pure noise to data (Zhang et al. 2024; the angular chapter, to come).
+    """Integrate the angular ODE from pure noise to data (Zhang et al. 2023; chapter "angular", eq-angular-ode).
 
     dx/dphi = -sin(phi) x0_hat(x, phi) + cos(phi) eps_hat(x, phi) from phi = pi/2 (x = x_T ~ N(0, I))
     to phi = 0 in ``steps`` equal steps h = -pi/(2 steps), each a :func:`rk_step` with ``method``

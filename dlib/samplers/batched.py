@@ -36,7 +36,7 @@ def sample(model, schedule: Schedule, n: int, sampler: str = "ddim", steps: int 
 
     ``"ddpm"``: all T ancestral steps (chapter "ddpm", eq-ddpm-step; ``variance``); ``"ddim"``:
     ``steps`` jumps with ``eta`` and ``spacing`` (chapter "ddim", eq-ddim-step, eq-ddim-sigma); ``"angular"``:
-    ``steps`` steps of the angular ODE with ``method`` (the angular chapter, to come).
+    ``steps`` steps of the angular ODE with ``method`` (chapter "angular", eq-angular-ode, eq-rk-step).
 
     Args:
         model: a network ``model(x (B, C, H, W), t (B,))``; its ``target`` attribute says how to read
