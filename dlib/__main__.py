@@ -153,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--method", choices=METHODS, default="rk2", help="angular ODE solver (Butcher tableau)")
         p.add_argument("--batch-size", type=int, default=None,
                        help="images per batch (default: the device's, dlib.samplers.DEFAULT_BATCH)")
-        p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="autocast for the network: fp32 (default), auto (bf16 where the hardware has "
-                            "it), bf16, fp16")
+        p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="autocast for the network: auto (default: bf16 on CPUs with bf16 units and on GPUs "
+                            "with native bf16, fp16 on older GPUs, fp32 elsewhere), fp32, bf16, fp16; "
+                            "benchmarks/results/sampling_throughput/ has the check that bf16 leaves "
+                            "classifier-FID unchanged")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto", help="auto (the best available), cpu, cuda, cuda:N or mps")
 
