@@ -20,10 +20,10 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from .diffusion import discretized_gaussian_log_likelihood, gaussian_log_likelihood, prior_kl, q_sample, vlb_term
+from .diffusion import block_draws, discretized_gaussian_log_likelihood, gaussian_log_likelihood, prior_kl, q_sample, vlb_term
 from .objectives import resolve_target
-from .samplers.common import noise_like, predict, start
-from .samplers.ddim import ddim_sigma, ddim_step, timesteps
+from .samplers.common import noise_like, start
+from .samplers.ddim import ddim_chain, timesteps
 from .schedules import Schedule
 
 Tensor = torch.Tensor
@@ -149,7 +149,6 @@ def daed_bound(p_theta, dae, schedule: Schedule, t_s: int, x0: Tensor, decoder_v
     B, D = x0.shape[0], x0[0].numel()
     batch_size = B if batch_size is None else int(batch_size)
     scale = 1.0 / (D * math.log(2.0))
-    noise_device = generator.device if generator is not None else x0.device
     terms = torch.full((B, T), float("nan"), dtype=torch.float64, device=x0.device)
     counts = torch.zeros(B, T, dtype=torch.float64, device=x0.device)
     dec = torch.zeros(B, dtype=torch.float64, device=x0.device)
@@ -158,22 +157,16 @@ def daed_bound(p_theta, dae, schedule: Schedule, t_s: int, x0: Tensor, decoder_v
     for first in range(0, B, batch_size):
         xb = x0[first:first + batch_size]
         rows = torch.arange(first, first + xb.shape[0], device=x0.device)
-        eps = torch.randn(xb.shape, generator=generator, dtype=x0.dtype, device=noise_device).to(x0.device)
+        [(_, x_ts, _)] = block_draws(schedule, xb, [(t_s, t_s + 1)], generator)    # the decoder's draw first
         with torch.no_grad():
-            x0_hat = dae(_as_input(dae, q_sample(schedule, xb, t_s, eps)))
+            x0_hat = dae(_as_input(dae, x_ts))
         dec[rows] = decoder_nll(xb, x0_hat, decoder_variance, decoder).to(torch.float64) * scale
         bar.update(1)
-        for lo, hi in blocks:
-            if hi - lo == 1:
-                t = torch.full((xb.shape[0],), lo, dtype=torch.long, device=x0.device)
-            else:   # one t per example, uniform in the block
-                t = lo + torch.randint(hi - lo, (xb.shape[0],), generator=generator, device=noise_device).to(x0.device)
-            eps = torch.randn(xb.shape, generator=generator, dtype=x0.dtype, device=noise_device).to(x0.device)
-            x_t = q_sample(schedule, xb, t, eps)
+        for t, x_t, count in block_draws(schedule, xb, blocks, generator):
             with torch.no_grad():
                 mean, var = p_theta(x_t, t)
             terms[rows, t - 1] = vlb_term(schedule, xb, x_t, t, mean, var, decoder).to(torch.float64) * scale
-            counts[rows, t - 1] = hi - lo
+            counts[rows, t - 1] = count
             bar.update(1)
     bar.close()
     prior = prior_kl(schedule, x0).to(torch.float64) * scale
@@ -205,18 +198,7 @@ def run_chain(model, schedule: Schedule, x: Tensor, t_from: int, t_to: int = 0, 
         raise ValueError(f"t_to must be below t_from, got {t_to} >= {t_from}")
     steps = t_from - t_to if steps is None else int(steps)
     ts = [t + t_to for t in timesteps(t_from - t_to, steps)]
-    kept = {}
-    with torch.no_grad():
-        for t, t_prev in zip(ts, ts[1:] + [t_to]):
-            x0_hat, eps_hat = predict(model, schedule, x, t, target, clip_x0)
-            if callback is not None:
-                callback(t, x, x0_hat)
-            draw = eta > 0 and float(ddim_sigma(schedule, t, t_prev, eta)) > 0
-            noise = noise_like(x.shape, generator, x.device, x.dtype) if draw else None
-            x = ddim_step(schedule, x, t, t_prev, eps_hat, eta, noise, x0_hat=x0_hat)
-            if t_prev in keep:
-                kept[t_prev] = x.clone()
-    return (x, kept) if keep else x
+    return ddim_chain(model, schedule, x, ts, t_to, eta, generator, target, clip_x0, callback, keep=keep)
 
 
 def reconstruct(model, schedule: Schedule, x0: Tensor, t: int, eta: float = 1.0, steps: int | None = None,

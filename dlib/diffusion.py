@@ -218,6 +218,25 @@ def vlb_term(schedule: Schedule, x0: Tensor, x_t: Tensor, t, model_mean: Tensor,
     return torch.where(tt == 1, nll.to(kl.dtype), kl).to(x0.dtype)
 
 
+def block_draws(schedule: Schedule, x0: Tensor, blocks, generator: torch.Generator | None = None):
+    """The draws of the stratified bound estimate (chapter "ddpm", eq-stratified-bound), block by block.
+
+    For each block ``(lo, hi)`` of timesteps (hi exclusive) yields ``(t, x_t, hi - lo)``: t (b,) int64,
+    equal to lo for a one-step block and otherwise drawn uniformly in lo..hi-1 for each example,
+    then x_t ~ q(x_t | x_0) (eq-q-xt-x0) with fresh noise. The draws come from ``generator`` (on its
+    device) in this order, so two estimators that walk the same blocks draw the same t and x_t.
+    x0: (b, ...).
+    """
+    noise_device = generator.device if generator is not None else x0.device
+    for lo, hi in blocks:
+        if hi - lo == 1:
+            t = torch.full((x0.shape[0],), lo, dtype=torch.long, device=x0.device)
+        else:   # one t per example, uniform in the block
+            t = lo + torch.randint(hi - lo, (x0.shape[0],), generator=generator, device=noise_device).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=noise_device).to(x0.device)
+        yield t, q_sample(schedule, x0, t, eps), hi - lo
+
+
 def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Generator | None = None,
                      batch_size: int | None = None, decoder: str = "discretized",
                      progress: bool = True, stride: int = 1) -> dict:
@@ -264,7 +283,6 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     scale = 1.0 / (D * math.log(2.0))
-    noise_device = generator.device if generator is not None else x0.device
     terms = torch.full((B, schedule.T), 0.0 if stride == 1 else float("nan"), dtype=torch.float64, device=x0.device)
     counts = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
     blocks = [(lo, min(lo + stride, schedule.T + 1)) for lo in range(2, schedule.T + 1, stride)]
@@ -272,20 +290,14 @@ def nll_bits_per_dim(model, schedule: Schedule, x0: Tensor, generator: torch.Gen
     for start in range(0, B, batch_size):
         xb = x0[start:start + batch_size]
         rows = torch.arange(start, start + xb.shape[0], device=x0.device)
-        for lo, hi in [(1, 2)] + blocks:
-            if hi - lo == 1:
-                t = torch.full((xb.shape[0],), lo, dtype=torch.long, device=x0.device)
-            else:   # one t per example, uniform in the block
-                t = lo + torch.randint(hi - lo, (xb.shape[0],), generator=generator, device=noise_device).to(x0.device)
-            eps = torch.randn(xb.shape, generator=generator, dtype=x0.dtype, device=noise_device).to(x0.device)
-            x_t = q_sample(schedule, xb, t, eps)
+        for t, x_t, count in block_draws(schedule, xb, [(1, 2)] + blocks, generator):
             with torch.no_grad():
                 mean, var = model(x_t, t)
             if mean.shape != xb.shape:
                 raise ValueError(f"model mean must have the shape of x_t {tuple(xb.shape)}, got {tuple(mean.shape)}")
             term = vlb_term(schedule, xb, x_t, t, mean, var, decoder=decoder)
             terms[rows, t - 1] = term.to(torch.float64) * scale
-            counts[rows, t - 1] = hi - lo
+            counts[rows, t - 1] = count
             bar.update(1)
     bar.close()
     prior = prior_kl(schedule, x0).to(torch.float64) * scale

@@ -37,7 +37,7 @@ for _p in (ROOT, ROOT / "tools"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from ddim_grid import _write_json, baseline  # noqa: E402
+from ddim_grid import _write_json, add_baseline, baseline, conditions, open_log  # noqa: E402
 from dlib import checkpoint, data, metrics, provenance, runtime, samplers  # noqa: E402
 
 METRICS = ("classifier-fid", "classifier-is")
@@ -171,7 +171,7 @@ def _table(res: dict) -> str:
 
 def write_readme(out: Path, res: dict) -> None:
     """README.md of the experiment folder: what was run, on what, how long, and the table so far."""
-    s, b, p = res["settings"], res["baseline"], res["provenance"]
+    s, b = res["settings"], res["baseline"]
     pending = res.get("pending", [])
     unfinished = [row for row in ROWS if row not in summarize(res["cells"]) and row not in pending]
     ckpts = "\n".join(f"- `{name}`: sha256 {h[:16]}..." for name, h in sorted(res["weights"].items()))
@@ -201,12 +201,7 @@ classifier-FID {b['fid_mean']:.2f} ± {b['fid_std']:.2f} (sd of one draw), class
 Rows pending (their checkpoint was not published when the script last looked): {', '.join(pending) or 'none'}.
 Rows not reached yet: {', '.join(unfinished) or 'none'}. Rerunning the command above fills both in.
 
-Hardware: {p['hardware']} ({p['cpu_count']} cores; {p['platform']}); torch {p['versions']['torch']};
-git {p['git']['commit']}{' (uncommitted changes in dlib/ or configs/)' if p['git']['dirty'] else ''}.
-Other jobs on the machine: {s['note']}
-Sample count: {s.get('sizing') or 'no note given'}
-Wall time: {res['wall_seconds'] / 60:.1f} min of sampling and scoring over {res['runs']} invocation(s)
-(log.txt has each, with its date).
+{conditions(res)}
 
 Classifier-FID (lower is better), mean ± spread of the mean over {len(s['seeds'])} seeds, {s['n']} samples each:
 
@@ -269,15 +264,9 @@ def main(argv=None) -> int:
     res["rows"] = {k: asdict(v) for k, v in ROWS.items()}
     res["provenance"] = provenance.record(dev)
     res["runs"] += 1
-    log = (out / "log.txt").open("a")
-    say = lambda line: (print(line, flush=True), log.write(line + "\n"), log.flush())  # noqa: E731
-    say(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {command} on {res['provenance']['hardware']}")
+    say = open_log(out, command, res["provenance"]["hardware"])
     clock = time.perf_counter()
-    if "baseline" not in res:
-        res["baseline"] = baseline(args.n, range(args.baseline_seeds))
-        b = res["baseline"]
-        say(f"real vs real, n={args.n}: classifier-FID {b['fid_mean']:.3f} +- {b['fid_std']:.3f}, "
-            f"IS {b['is_mean']:.3f} +- {b['is_std']:.3f}")
+    if add_baseline(res, args.n, range(args.baseline_seeds), say):
         clock = _save(res, path, out, clock)
     # cheap cells first: by network evaluations per sample, then in the order of ROWS
     only = {int(v) for v in args.steps.split(",") if v}

@@ -290,7 +290,12 @@ def main(argv=None) -> int:
         write_readme(out, res)
 
     def out_of_time() -> bool:
-        return deadline is not None and time.perf_counter() > deadline
+        """True (after saving what is done and saying so) once --max-minutes has passed."""
+        if deadline is None or time.perf_counter() <= deadline:
+            return False
+        save()
+        say("stopping: --max-minutes reached; rerun to continue")
+        return True
 
     sections = args.sections.split(",")
     sets = {name: images(name, args.n_recon) for name in SETS}
@@ -312,8 +317,6 @@ def main(argv=None) -> int:
         if key in recon:
             continue
         if out_of_time():
-            save()
-            say("stopping: --max-minutes reached; rerun to continue")
             return 0
         if m not in models:
             models[m] = load_model(m, dev)
@@ -352,8 +355,6 @@ def main(argv=None) -> int:
                 if entry is not None and not missing:
                     continue
                 if out_of_time():
-                    save()
-                    say("stopping: --max-minutes reached; rerun to continue")
                     return 0
                 start = time.perf_counter()
                 cache = cache_dir / f"{m}_seed{seed}_n{args.n}.pt"
@@ -387,8 +388,6 @@ def main(argv=None) -> int:
                 if name in entry:
                     continue
                 if out_of_time():
-                    save()
-                    say("stopping: --max-minutes reached; rerun to continue")
                     return 0
                 start = time.perf_counter()
                 g = torch.Generator(dev).manual_seed(5)   # fp32 throughout: no autocast for the bound

@@ -149,7 +149,7 @@ def _extra_tables(grid: dict) -> str:
 
 def write_readme(out: Path, grid: dict) -> None:
     """README.md of the run folder: what was run, on what, how long, and the table so far."""
-    s, b, p = grid["settings"], grid["baseline"], grid["provenance"]
+    s, b = grid["settings"], grid["baseline"]
     done = len(grid["cells"])
     total = len(s["steps"]) * len(s["etas"])
     text = f"""# DDIM steps x eta grid ({done} of {total} cells done)
@@ -173,12 +173,7 @@ Baseline (real vs real): {b['n']} real training digits scored the same way, {len
 classifier-FID {b['fid_mean']:.2f} +- {b['fid_std']:.2f}, classifier-IS {b['is_mean']:.2f} +- {b['is_std']:.2f}
 (IS of the reference digits themselves: {b['classifier-is-reference']:.2f}).
 
-Hardware: {p['hardware']} ({p['cpu_count']} cores; {p['platform']}); torch {p['versions']['torch']};
-git {p['git']['commit']}{' (uncommitted changes in dlib/ or configs/)' if p['git']['dirty'] else ''}.
-Other jobs on the machine: {s['note']}
-Sample count: {s.get('sizing') or 'no note given'}
-Wall time: {grid['wall_seconds'] / 60:.1f} min of sampling and scoring over {grid['runs']} invocation(s)
-(log.txt has each, with its date).
+{conditions(grid)}
 
 Classifier-FID (lower is better) / classifier-IS (higher is better), {s['n']} samples per cell:
 
@@ -235,6 +230,39 @@ def _inversion(args, grid, dev, say, path, out, clock) -> float:
     return clock
 
 
+def conditions(res: dict) -> str:
+    """The README's lines on where and how a resumable experiment ran: hardware, commit, other jobs, time."""
+    p, s = res["provenance"], res["settings"]
+    return f"""Hardware: {p['hardware']} ({p['cpu_count']} cores; {p['platform']}); torch {p['versions']['torch']};
+git {p['git']['commit']}{' (uncommitted changes in dlib/ or configs/)' if p['git']['dirty'] else ''}.
+Other jobs on the machine: {s['note']}
+Sample count: {s.get('sizing') or 'no note given'}
+Wall time: {res['wall_seconds'] / 60:.1f} min of sampling and scoring over {res['runs']} invocation(s)
+(log.txt has each, with its date)."""
+
+
+def open_log(out: Path, command: str, hardware: str):
+    """``say(line)``: print a line and append it to out/log.txt, after a dated header for this invocation."""
+    log = (out / "log.txt").open("a")
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+    say(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {command} on {hardware}")
+    return say
+
+
+def add_baseline(res: dict, n: int, seeds, say) -> bool:
+    """Score the real-vs-real baseline at n into ``res["baseline"]`` unless it is there; True if scored now."""
+    if "baseline" in res:
+        return False
+    res["baseline"] = b = baseline(n, seeds)
+    say(f"real vs real, n={n}: classifier-FID {b['fid_mean']:.3f} +- {b['fid_std']:.3f}, "
+        f"IS {b['is_mean']:.3f} +- {b['is_std']:.3f}")
+    return True
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default="checkpoints/mnist_eps/model.safetensors")
@@ -284,15 +312,9 @@ def main(argv=None) -> int:
                         "sizing": args.sizing or grid.get("settings", {}).get("sizing")}
     grid["provenance"] = provenance.record(dev)
     grid["runs"] += 1
-    log = (out / "log.txt").open("a")
-    say = lambda line: (print(line, flush=True), log.write(line + "\n"), log.flush())  # noqa: E731
-    say(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {command} on {grid['provenance']['hardware']}")
+    say = open_log(out, command, grid["provenance"]["hardware"])
     clock = time.perf_counter()
-    if "baseline" not in grid:
-        grid["baseline"] = baseline(args.n, range(args.baseline_seeds))
-        b = grid["baseline"]
-        say(f"real vs real, n={args.n}: classifier-FID {b['fid_mean']:.3f} +- {b['fid_std']:.3f}, "
-            f"IS {b['is_mean']:.3f} +- {b['is_std']:.3f}")
+    add_baseline(grid, args.n, range(args.baseline_seeds), say)
     for steps in settings["steps"]:
         for eta in settings["etas"]:
             key = cell_key(steps, eta)

@@ -15,10 +15,10 @@ its public step function; nothing here depends on what the model predicts.
 from .angular import METHODS, TABLEAUS, ButcherTableau, angular_sample, model_time, rk_step, rotation_step
 from .batched import DEFAULT_BATCH, default_batch_size, sample
 from .common import SAMPLERS, Trajectory
-from .ddim import SPACINGS, ddim_invert, ddim_invert_step, ddim_sample, ddim_sigma, ddim_step, timesteps
+from .ddim import SPACINGS, ddim_chain, ddim_invert, ddim_invert_step, ddim_sample, ddim_sigma, ddim_step, timesteps
 from .ddpm import ddpm_sample, ddpm_step
 
 __all__ = ["SAMPLERS", "SPACINGS", "METHODS", "TABLEAUS", "ButcherTableau", "Trajectory",
-           "timesteps", "ddpm_step", "ddpm_sample", "ddim_sigma", "ddim_step", "ddim_sample", "ddim_invert_step",
+           "timesteps", "ddpm_step", "ddpm_sample", "ddim_sigma", "ddim_step", "ddim_sample", "ddim_chain", "ddim_invert_step",
            "ddim_invert", "rk_step",
            "rotation_step", "model_time", "angular_sample", "sample", "default_batch_size", "DEFAULT_BATCH"]

@@ -122,15 +122,31 @@ def ddim_sample(model, s: Schedule, shape, steps: int, eta: float = 0.0, spacing
     t_start = s.T if t_start is None else int(s.check_t(t_start))
     ts = timesteps(t_start, steps, spacing)
     x, generator = start(model, shape, generator, seed, device, dtype, x_T)
+    return ddim_chain(model, s, x, ts, 0, eta, generator, target, clip_x0, callback, progress)
+
+
+def ddim_chain(model, s: Schedule, x: Tensor, ts, t_end: int = 0, eta: float = 0.0,
+               generator: torch.Generator | None = None, target: str = "eps", clip_x0: float | None = None,
+               callback=None, progress: bool = False, keep=()):
+    """The DDIM loop itself (chapter "ddim", eq-ddim-step): from the state x at level ts[0], call the
+    model at each level of ``ts`` (descending) and jump with :func:`ddim_step` to the next level, to
+    ``t_end`` after the last. Noise (eta > 0) comes from ``generator``, else the global RNG.
+
+    :func:`ddim_sample` runs it from x_T to 0; chapter "daed" runs it between any two levels.
+    ``keep``: levels whose states to return as well. Returns x at t_end, or (x, {level: state}).
+    """
+    kept = {}
     with torch.no_grad():
-        for t, t_prev in zip(tqdm(ts, desc=f"DDIM eta={eta}", disable=not progress), ts[1:] + [0]):
+        for t, t_prev in zip(tqdm(ts, desc=f"DDIM eta={eta}", disable=not progress), list(ts[1:]) + [t_end]):
             x0_hat, eps_hat = predict(model, s, x, t, target, clip_x0)
             if callback is not None:
                 callback(t, x, x0_hat)
             draw = eta > 0 and float(ddim_sigma(s, t, t_prev, eta)) > 0
             noise = noise_like(x.shape, generator, x.device, x.dtype) if draw else None
             x = ddim_step(s, x, t, t_prev, eps_hat, eta, noise, x0_hat=x0_hat)
-    return x
+            if t_prev in keep:
+                kept[t_prev] = x.clone()
+    return (x, kept) if keep else x
 
 
 def ddim_invert_step(s: Schedule, x_t: Tensor, t, t_next, eps_hat: Tensor, x0_hat: Tensor | None = None) -> Tensor:
