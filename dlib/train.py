@@ -252,7 +252,7 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         while step < cfg.steps:
             idx = batch_indices(step, len(images), cfg.batch_size, cfg.seed)
             sl = slice(env.rank * local_batch, (env.rank + 1) * local_batch)
-            t = torch.randint(1, schedule.T + 1, (cfg.batch_size,), generator=noise, device=env.device)[sl]
+            t = torch.randint(cfg.t_min, schedule.T + 1, (cfg.batch_size,), generator=noise, device=env.device)[sl]
             eps = torch.randn((cfg.batch_size, *images.shape[1:]), generator=noise, device=env.device)[sl]
             x0 = images[idx[sl].to(env.device)]
             x_t = q_sample(schedule, x0, t, eps)

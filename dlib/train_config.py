@@ -79,7 +79,9 @@ class TrainConfig(Config):
     :data:`dlib.schedules.KINDS`; it is built once here, so a bad value fails at once);
     ``data`` holds :func:`dlib.data.load` arguments; ``batch_size`` is the global batch.
     ``weighting``, ``snr_gamma`` (min-SNR's gamma) and ``joint_gamma`` (weight of the gradient
-    term of the x0_eps loss) go to :func:`dlib.objectives.loss`.
+    term of the x0_eps loss) go to :func:`dlib.objectives.loss`. ``t_min``: timesteps are drawn
+    uniformly from t_min..T (default 1: all of them); DAED's generator, which the bound only asks
+    for above the switching step t_s, trains with t_min = t_s + 1 (chapter "daed", eq-daed-bound).
     ``lr_schedule``: after ``warmup`` steps of linear warm-up, ``"constant"`` keeps ``lr``;
     ``"cosine"`` decays it to 0 along a half cosine over the run -- over ``steps``, or over the
     wall-clock budget when ``minutes`` is set. ``minutes``: a wall-clock budget for the whole run
@@ -105,6 +107,7 @@ class TrainConfig(Config):
     weighting: str = choice("simple", WEIGHTINGS)
     joint_gamma: float = number(0.0, low=0)
     snr_gamma: float = number(5.0, low=0, low_open=True)
+    t_min: int = number(1, low=1)
     data: dict = field(default_factory=lambda: {"name": "mnist"})
     batch_size: int = number(128, low=1)
     lr: float = number(5e-4, low=0, low_open=True)
@@ -151,9 +154,11 @@ class TrainConfig(Config):
         if isinstance(kind, str) and kind in schedules.KINDS:
             self.schedule = _coerce_numbers(self.schedule, _parameters(getattr(schedules, kind)), "schedule")
         try:
-            schedules.from_config(self.schedule)
+            T = schedules.from_config(self.schedule).T
         except ValueError as err:
             raise ConfigError(f"schedule {self.schedule}: {err}") from None
+        if self.t_min > T:
+            raise ConfigError(f"t_min must lie in 1..T = 1..{T} (the timesteps training draws from), got {self.t_min}")
 
     def section_keys(self) -> dict[str, tuple]:
         """Known keys of ``model`` (UNet's arguments), ``data`` (load's) and ``schedule`` (its kind's)."""

@@ -413,3 +413,22 @@ def test_learning_rate_schedules():
         _tiny(lr_schedule="linear")
     with pytest.raises(ValueError, match="minutes"):
         _tiny(minutes=0)
+
+
+def test_t_min_restricts_the_training_timesteps_and_is_checked(tmp_path, monkeypatch):
+    seen = []
+    real_q_sample = training.q_sample
+
+    def recording(schedule, x0, t, eps):
+        seen.append(t.clone())
+        return real_q_sample(schedule, x0, t, eps)
+
+    monkeypatch.setattr(training, "q_sample", recording)
+    training.train(_tiny(t_min=40, steps=4), tmp_path / "run", progress=False)
+    drawn = torch.cat(seen)
+    assert drawn.min() >= 40 and drawn.max() <= 50 and len(drawn.unique()) > 1
+    seen.clear()
+    training.train(_tiny(steps=4), tmp_path / "all", progress=False)     # the default draws from 1..T
+    assert torch.cat(seen).min() < 40
+    with pytest.raises(ValueError, match="t_min must lie in 1..T = 1..50"):
+        _tiny(t_min=51)
