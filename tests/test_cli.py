@@ -149,3 +149,16 @@ def test_resume_continues_the_run(capsys, tmp_path):
     assert summary["start_step"] == 2 and summary["steps"] == 3
     full = training.train(TINY, tmp_path / "full", steps=3, progress=False)
     assert summary["weights_digest"] == full["weights_digest"]
+
+
+def test_train_seed_option(capsys, tmp_path):
+    """--seed replaces the config's seed (recorded in the run's config) and changes the weights; a negative one is refused."""
+    digests = {}
+    for seed in (0, 3):
+        assert main(["train", str(TINY), "--steps", "1", "--seed", str(seed), "--out", str(tmp_path / f"r{seed}"),
+                     "--no-progress"]) == 0
+        digests[seed] = json.loads(capsys.readouterr().out)["weights_digest"]
+    assert "seed: 3" in (tmp_path / "r3" / "config.yaml").read_text()
+    assert digests[0] != digests[3]
+    assert "seed" in _error(capsys, ["train", TINY, "--seed", "-1", "--out", tmp_path / "bad"])
+    assert not (tmp_path / "bad").exists()
