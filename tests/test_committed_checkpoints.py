@@ -50,6 +50,9 @@ def test_checkpoint_matches_its_manifest(run):
     steps = [r["step"] for r in log]
     assert steps == sorted(set(steps)) and steps[-1] == manifest["steps"]
     assert log[-1]["loss"] == manifest["final_loss"]
+    if manifest["config"].get("t_min", 1) > 1:   # DAED's generator: its chain stops at t_min, a denoiser ends it
+        assert manifest["metrics"] == {} and "experiments/daed" in manifest["metrics_note"]
+        return
     T = manifest["config"]["schedule"]["T"]
     for sampler in ("ddim50", f"ddpm{T}"):
         scores = manifest["metrics"][sampler]

@@ -20,9 +20,13 @@ and a rerun skips it; a rerun with other settings refuses unless ``--restart``):
                     numbers); classifier-FID, -IS, precision and recall against the held-out digits, and
                     the real-vs-real baseline at the same n for as many seeds. The chains are cached
                     under ``--cache`` (not committed), so that a DAE committed later is scored on them.
+                    ``daed_gen_b100`` in ``--switch-models``: DAED trained on its whole bound (a
+                    generator trained on t > t_s alone, :data:`WHOLE`), its chains stopped at t_s and
+                    ended by its DAE, from the same x_T and noise as the other generators' chains.
 ``bound``           the standard bound (``nll_bits_per_dim``) and the DAED bound of each DAE
                     (``dlib.daed.daed_bound``, decoder variance from the DAE's manifest) of both T = 300
-                    models on the first ``--n-bound`` held-out digits, stride ``--bound-stride``.
+                    models on the first ``--n-bound`` held-out digits, stride ``--bound-stride``; for
+                    the whole-bound generator, the DAED bound with its own DAE alone.
 
 Network calls run under bf16 autocast where the CPU has bf16 units (``--precision``). Also written:
 ``log.txt`` (one line a cell) and ``README.md`` (command, settings, hardware, wall time, tables).
@@ -51,6 +55,8 @@ from dlib.samplers.common import predict  # noqa: E402
 
 DAES = ("daed_b100", "daed_b025", "daed_b001")
 SWITCH_STEPS = (5, 27, 55)   # the switching steps of the three DAE configs on the T = 300 linear schedule
+#: DAED trained on its whole bound: generator (trained on t > t_s only, ``t_min``) -> the DAE that ends its chain
+WHOLE = {"daed_gen_b100": "daed_b100"}
 
 
 def committed_daes() -> tuple:
@@ -119,12 +125,14 @@ def dae_cell(dae, schedule, x0: torch.Tensor, t_s: int, beta_1: float, seed: int
     return {"t": t_s, "beta_1": beta_1, "seed": seed + t_s, **_per_image(rec, x0)}
 
 
-def switch_chains(model, schedule, n: int, seed: int, batch: int, one_shot, precision="auto") -> dict:
+def switch_chains(model, schedule, n: int, seed: int, batch: int, one_shot, precision="auto", t_end: int = 0) -> dict:
     """n DDPM chains from seed: the DDGM samples, the states x_t at :data:`SWITCH_STEPS` and x0_hat at ``one_shot``.
 
     Returns {"ddgm": (n, 1, 28, 28), "x@t": ..., "x0_hat@t": ...} on the CPU (samples and x0_hat clamped
     to [-1, 1], states not). The DAEs are applied afterwards (:func:`apply_dae`), so that a DAE trained
-    later is scored on the same chains (common random numbers).
+    later is scored on the same chains (common random numbers). With ``t_end`` > 0 (a generator trained
+    on t > t_end only, :data:`WHOLE`) the chains stop there: {"x@t_end": ...} alone, with the x_T and
+    noise draws of the full chains down to that level.
     """
     dev = next(model.parameters()).device
     out: dict = {}
@@ -139,10 +147,14 @@ def switch_chains(model, schedule, n: int, seed: int, batch: int, one_shot, prec
 
         x_T = torch.randn(size, 1, 28, 28, generator=g, device=dev)
         with torch.no_grad(), autocast(precision, dev):
-            x0, kept = daed.run_chain(model, schedule, x_T, schedule.T, 0, eta=1.0, generator=g,
-                                      keep=set(SWITCH_STEPS), callback=grab)
-        parts = {"ddgm": x0.float().clamp(-1, 1).cpu(), **grabbed,
-                 **{f"x@{t}": kept[t].float().cpu() for t in SWITCH_STEPS}}
+            if t_end:
+                parts = {f"x@{t_end}": daed.run_chain(model, schedule, x_T, schedule.T, t_end, eta=1.0,
+                                                      generator=g).float().cpu()}
+            else:
+                x0, kept = daed.run_chain(model, schedule, x_T, schedule.T, 0, eta=1.0, generator=g,
+                                          keep=set(SWITCH_STEPS), callback=grab)
+                parts = {"ddgm": x0.float().clamp(-1, 1).cpu(), **grabbed,
+                         **{f"x@{t}": kept[t].float().cpu() for t in SWITCH_STEPS}}
         for key, value in parts.items():
             out.setdefault(key, []).append(value)
     return {k: torch.cat(v) for k, v in out.items()}
@@ -346,12 +358,16 @@ def main(argv=None) -> int:
             save()
         for m in args.switch_models.split(","):
             model, schedule = load_model(m, dev)
-            steps = {name: daed.switch_step(schedule, beta_1) for name, (_, beta_1, _) in daes.items()}
+            mine = {WHOLE[m]: daes[WHOLE[m]]} if m in WHOLE else daes
+            steps = {name: daed.switch_step(schedule, beta_1) for name, (_, beta_1, _) in mine.items()}
             assert set(steps.values()) <= set(SWITCH_STEPS), steps
+            if m in WHOLE:
+                t_min = checkpoint.load(ROOT / "checkpoints" / m / "model.safetensors")[1]["train_config"]["t_min"]
+                assert t_min == steps[WHOLE[m]] + 1, (m, t_min, steps)   # trained on exactly the levels above t_s
             sw["steps"][m] = {**sw["steps"].get(m, {}), **steps}
             for seed in range(args.seeds):
                 entry = sw["runs"].setdefault(m, {}).get(str(seed))
-                missing = [name for name in daes if entry is None or name not in entry["scores"]]
+                missing = [name for name in mine if entry is None or name not in entry["scores"]]
                 if entry is not None and not missing:
                     continue
                 if out_of_time():
@@ -361,11 +377,12 @@ def main(argv=None) -> int:
                 if cache.is_file():
                     chains = torch.load(cache)
                 else:
-                    chains = switch_chains(model, schedule, args.n, seed, args.batch_size, ONE_SHOT[m], args.precision)
+                    chains = switch_chains(model, schedule, args.n, seed, args.batch_size, ONE_SHOT.get(m, ()),
+                                           args.precision, t_end=steps[WHOLE[m]] if m in WHOLE else 0)
                     torch.save(chains, cache)
                 outs = {} if entry is not None else {k: v for k, v in chains.items() if not k.startswith("x@")}
                 for name in missing:
-                    dae, beta_1, _ = daes[name]
+                    dae, beta_1, _ = mine[name]
                     outs[name] = apply_dae(dae, schedule, chains, steps[name], beta_1, seed, args.precision)
                 seconds = time.perf_counter() - start
                 scores = {k: {mm: metrics.evaluate(x, METRICS, reference=REFERENCE)[mm] for mm in METRICS}
@@ -379,11 +396,15 @@ def main(argv=None) -> int:
     if "bound" in sections:
         bd = res.setdefault("bound", {"models": {}})
         x0 = images("mnist", args.n_bound).double().to(dev)
-        for m in ("mnist_t300", "mnist_t300_vlb"):
+        whole = [m for m, name in WHOLE.items() if name in daes and (ROOT / "checkpoints" / m).is_dir()]
+        for m in ("mnist_t300", "mnist_t300_vlb", *whole):
             model, schedule = load_model(m, dev)
             p_theta = reverse_gaussian(model, schedule)
             entry = bd["models"].setdefault(m, {})
-            todo = [("ddgm", None)] + [(name, daes[name]) for name in DAES if name in daes]
+            if m in WHOLE:   # trained on t > t_s only: its bound is DAED's with its own DAE, not the standard one
+                todo = [(WHOLE[m], daes[WHOLE[m]])]
+            else:
+                todo = [("ddgm", None)] + [(name, daes[name]) for name in DAES if name in daes]
             for name, spec in todo:
                 if name in entry:
                     continue

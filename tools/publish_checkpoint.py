@@ -62,6 +62,8 @@ def main() -> int:
     p.add_argument("--wall-minutes", type=float, default=None,
                    help="training wall time when the run had several segments (default: file times)")
     p.add_argument("--note", default="", help="a sentence on how the run went (segments, threads, sharing)")
+    p.add_argument("--metrics-note", default=None,
+                   help="replaces the manifest's note on the metrics (e.g. where a model not scored here is scored)")
     p.add_argument("--train-command", default=None,
                    help="the training command as run (default: python -m dlib train configs/NAME.yaml --out RUN_DIR)")
     args = p.parse_args()
@@ -113,7 +115,7 @@ def main() -> int:
         "final_loss": log[-1]["loss"] if log else None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "metrics": results,
-        "metrics_note": ("classifier-FID/IS use dlib's MNIST classifier (checkpoints/mnist_classifier), not Inception; "
+        "metrics_note": args.metrics_note or ("classifier-FID/IS use dlib's MNIST classifier (checkpoints/mnist_classifier), not Inception; "
                          f"scored against {REFERENCE} (held-out digits), real_vs_real = real training digits at the "
                          "same n" + (f"; sampled with x0_hat clamped to [-{args.clip_x0}, {args.clip_x0}]"
                                      if args.clip_x0 is not None else "")),
