@@ -303,7 +303,9 @@ def test_committed_denoisers_match_their_manifests():
     from dlib.daed_train import load_config
 
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
-    runs = sorted(p for p in (root / "checkpoints").glob("daed_*") if (p / "manifest.json").is_file())
+    runs = sorted(p for p in (root / "checkpoints").glob("daed_*") if (p / "manifest.json").is_file()
+                  and json.loads((p / "manifest.json").read_text()).get("architecture") == "DenoisingAutoencoder")
+    assert len(runs) == 3   # daed_gen_b100, the whole-bound generator, is a UNet: test_committed_checkpoints has it
     for run in runs:
         manifest = json.loads((run / "manifest.json").read_text())
         model, info = checkpoint.load(run / "model.safetensors")            # strict, digest-checked
