@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dlib import checkpoint, metrics, provenance, samplers  # noqa: E402
+from dlib import checkpoint, metrics, provenance, samplers, schedules  # noqa: E402
 from dlib.runtime import ROOT, autocast_dtype  # noqa: E402
 from dlib.train import build_model, train  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
@@ -90,7 +90,7 @@ def step_options(cfg_dict: dict, rounds: int = 5, iters: int = 3) -> list[dict]:
     dev = torch.device("cpu")
     amp = autocast_dtype(cfg.precision, dev)
     x = torch.randn(cfg.batch_size, 1, 28, 28)
-    t = torch.randint(1, 1001, (cfg.batch_size,))
+    t = torch.randint(1, schedules.from_config(cfg.schedule).T + 1, (cfg.batch_size,))
     rows = []
     for layout in ("contiguous", "channels_last"):
         for compiled in (False, True):
