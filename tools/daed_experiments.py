@@ -20,9 +20,10 @@ and a rerun skips it; a rerun with other settings refuses unless ``--restart``):
                     numbers); classifier-FID, -IS, precision and recall against the held-out digits, and
                     the real-vs-real baseline at the same n for as many seeds. The chains are cached
                     under ``--cache`` (not committed), so that a DAE committed later is scored on them.
-                    ``daed_gen_b100`` in ``--switch-models``: DAED trained on its whole bound (a
-                    generator trained on t > t_s alone, :data:`WHOLE`), its chains stopped at t_s and
-                    ended by its DAE, from the same x_T and noise as the other generators' chains.
+                    ``daed_gen_b100`` / ``daed_gen_b100_vlb`` in ``--switch-models``: DAED trained on
+                    its whole bound with the simple loss / the bound (a generator trained on t > t_s
+                    alone, :data:`WHOLE`), its chains stopped at t_s and ended by its DAE, from the
+                    same x_T and noise as the other generators' chains.
 ``bound``           the standard bound (``nll_bits_per_dim``) and the DAED bound of each DAE
                     (``dlib.daed.daed_bound``, decoder variance from the DAE's manifest) of both T = 300
                     models on the first ``--n-bound`` held-out digits, stride ``--bound-stride``; for
@@ -55,8 +56,9 @@ from dlib.samplers.common import predict  # noqa: E402
 
 DAES = ("daed_b100", "daed_b025", "daed_b001")
 SWITCH_STEPS = (5, 27, 55)   # the switching steps of the three DAE configs on the T = 300 linear schedule
-#: DAED trained on its whole bound: generator (trained on t > t_s only, ``t_min``) -> the DAE that ends its chain
-WHOLE = {"daed_gen_b100": "daed_b100"}
+#: DAED trained on its whole bound: generator (trained on t > t_s only, ``t_min``) -> the DAE that ends its chain;
+#: one generator per loss (simple, VLB), both ended by the same committed DAE
+WHOLE = {"daed_gen_b100": "daed_b100", "daed_gen_b100_vlb": "daed_b100"}
 
 
 def committed_daes() -> tuple:
