@@ -54,6 +54,8 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import shlex
 import sys
 import tempfile
 import time
@@ -293,6 +295,7 @@ def main(argv=None):
     ap.add_argument("--reference", default="mnist-test", help="the real digits the samples are scored against")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality_per_minute"))
     ap.add_argument("--seed", type=int, default=0, help="training seed (data order, init, noise) and sampling seed")
+    ap.add_argument("--note", default="not stated", help="what else ran on the machine")
     args = ap.parse_args(argv)
     marks = sorted(float(m) for m in args.at.split(","))
     if marks[0] <= 0 or args.samples < 2 or args.threads < 1:
@@ -348,16 +351,35 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality_per_minute.json").write_text(json.dumps(report, indent=2, default=str))
     plot(points, out / "quality_per_minute.png", sum(base_fid) / len(base_fid))
-    print(f"\n{'minutes':>7} | {'dlib steps':>10} {'FID':>8} {'IS':>5} | {'diffusers steps':>15} {'FID':>8} "
-          f"{'IS':>5} | {'dlib minutes to diffusers FID':>29} {'ratio':>7}")
+    table = [f"{'minutes':>7} | {'dlib steps':>10} {'FID':>8} {'IS':>5} | {'diffusers steps':>15} {'FID':>8} "
+             f"{'IS':>5} | {'dlib minutes to diffusers FID':>29} {'ratio':>7}"]
     for a, b, r in zip(runs["dlib"], runs["diffusers"], ratios):
-        print(f"{a['minutes']:>7.2f} | {a['steps']:>10d} {a['classifier-fid']:>8.3f} {a['classifier-is']:>5.2f} | "
-              f"{b['steps']:>15d} {b['classifier-fid']:>8.3f} {b['classifier-is']:>5.2f} | "
-              f"{r['bound'] if r['bound'] != '=' else '':>22}{r['dlib_minutes']:>7.2f} "
-              f"{r['ratio_bound'] if r['ratio_bound'] != '=' else ''}{r['ratio']:>6.1f}x")
-    print(f"(real vs real at {args.samples}: classifier-FID {sum(base_fid) / 3:.3f} (seeds 0-2: "
-          f"{', '.join(f'{v:.3f}' for v in base_fid)}); real digits' classifier-IS "
-          f"{points[0]['classifier-is-reference']:.2f}; written to {out})")
+        table.append(f"{a['minutes']:>7.2f} | {a['steps']:>10d} {a['classifier-fid']:>8.3f} {a['classifier-is']:>5.2f} | "
+                     f"{b['steps']:>15d} {b['classifier-fid']:>8.3f} {b['classifier-is']:>5.2f} | "
+                     f"{r['bound'] if r['bound'] != '=' else '':>22}{r['dlib_minutes']:>7.2f} "
+                     f"{r['ratio_bound'] if r['ratio_bound'] != '=' else ''}{r['ratio']:>6.1f}x")
+    table.append(f"(real vs real at {args.samples}: classifier-FID {sum(base_fid) / 3:.3f} (seeds 0-2: "
+                 f"{', '.join(f'{v:.3f}' for v in base_fid)}); real digits' classifier-IS "
+                 f"{points[0]['classifier-is-reference']:.2f})")
+    print("\n" + "\n".join(table) + f"\nwritten to {out}")
+    write_readme(out, report, table)
+
+
+def write_readme(out: Path, report: dict, table: list) -> None:
+    """README.md beside the JSON: the command, the conditions and the printed table, nothing typed by hand."""
+    hw = report["hardware"]
+    hw = f"{hw['cpu']} ({hw['cpu_count']} cores, {'with' if hw['fast_bf16'] else 'without'} bf16 units), {hw['platform']}"
+    lines = ["# Quality per training minute: dlib's fast recipe against the diffusers recipe",
+             "", "Written by `benchmarks/quality_per_minute.py` (its docstring says what is measured). Command:", "",
+             f"    OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} python " + shlex.join(["benchmarks/quality_per_minute.py"] + sys.argv[1:]), "",
+             f"Machine: {hw}; {report['threads']} torch threads, {report['precision']}; torch {report['torch']}, "
+             f"diffusers {report['diffusers']}; git {report.get('git', {}).get('commit', '?')}. "
+             f"Data: {report['data']}. Parameters: dlib {report['parameters']['dlib']:,}, "
+             f"diffusers {report['parameters']['diffusers']:,}. Sampler: {report['sampler']}. "
+             f"Other jobs on the machine: {report['args']['note']}.", "",
+             "One training seed per recipe and mark: each row is one run.", "", "```", *table, "```", "",
+             "![classifier-FID and -IS against training minutes](quality_per_minute.png)", ""]
+    (out / "README.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
