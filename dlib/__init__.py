@@ -9,6 +9,7 @@ One module per concept (d2l style: chapters explain, the package keeps what late
 ``diffusion``          q(x_t | x_0), the posterior, KL terms and the variational bound
 ``gaussian_chain``     scalar linear-Gaussian chains with an exact likelihood (chapter "elbo")
 ``objectives``         what a network predicts: eps, x0, score, v conversions; the training losses
+``timesteps``          the law training draws t from: uniform, or normal in log SNR (chapter "objectives")
 ``gaussian_mixture``   Gaussian-mixture data and its exact denoisers and scores (the oracle, no network)
 ``samplers``           DDPM, DDIM and angular (ODE) samplers and the ``sample`` front door (package)
 ``reverse``            a trained network as the Gaussian reverse step p_theta(x_{t-1} | x_t) (chapter "ddpm")
@@ -25,8 +26,8 @@ One module per concept (d2l style: chapters explain, the package keeps what late
 ``exercises``          automatic checks for the chapters' exercises (package)
 =====================  ===============================================================================
 
-The maths core (schedules, diffusion, gaussian_chain, objectives, gaussian_mixture, samplers, reverse,
-langevin) does no file IO and imports no network or training code.
+The maths core (schedules, diffusion, gaussian_chain, objectives, timesteps, gaussian_mixture, samplers,
+reverse, langevin) does no file IO and imports no network or training code.
 
 Not to be confused with the face-recognition library that is also imported as ``dlib``: this
 package sets ``IS_DIFFUSION_BOOK = True`` so a notebook can check which one it got.

@@ -29,7 +29,8 @@ RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", CHECKPOINT_NAME,
 RESUMABLE_CHANGES = ("steps", "minutes", "out_dir", "checkpoint_every", "sample_every", "log_every", "n_samples",
                      "sample_steps", "sampler", "device")
 #: Config keys added after runs were published, with the value every earlier run implicitly had.
-ADDED_KEYS = {"lr_schedule": "constant", "minutes": None, "t_min": 1}
+ADDED_KEYS = {"lr_schedule": "constant", "minutes": None, "t_min": 1, "t_sampling": "uniform", "t_logsnr_mean": 2.4,
+              "t_logsnr_std": 2.4}
 
 
 def run_files(out: Path) -> list[str]:

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import checkpoint, data as datasets, objectives, run_folder, runtime, samplers, schedules, train_config
+from . import (checkpoint, data as datasets, objectives, run_folder, runtime, samplers, schedules, timesteps,
+               train_config)
 from .diffusion import q_sample
 from .nets import UNet
 from .plotting import save_grid
@@ -244,6 +245,8 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
             checkpoint.save(ckpt_path, model, ema=ema, optimizer=optimizer, step=step, config=cfg.to_dict(),
                             data=image_data.describe(), extra=extra, generators={"noise": noise}, scaler=scaler)
 
+        t_law = None if cfg.t_sampling == "uniform" else timesteps.probabilities(
+            schedule, cfg.t_sampling, cfg.t_logsnr_mean, cfg.t_logsnr_std, cfg.t_min)
         model.train()
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), desc=cfg.name)
         t_begin = tick = time.perf_counter()
@@ -252,7 +255,10 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         while step < cfg.steps:
             idx = batch_indices(step, len(images), cfg.batch_size, cfg.seed)
             sl = slice(env.rank * local_batch, (env.rank + 1) * local_batch)
-            t = torch.randint(cfg.t_min, schedule.T + 1, (cfg.batch_size,), generator=noise, device=env.device)[sl]
+            if t_law is None:   # uniform: the draw every committed run made
+                t = torch.randint(cfg.t_min, schedule.T + 1, (cfg.batch_size,), generator=noise, device=env.device)[sl]
+            else:
+                t = timesteps.draw(t_law, cfg.batch_size, generator=noise)[sl]
             eps = torch.randn((cfg.batch_size, *images.shape[1:]), generator=noise, device=env.device)[sl]
             x0 = images[idx[sl].to(env.device)]
             x_t = q_sample(schedule, x0, t, eps)

@@ -24,6 +24,7 @@ from .nets import UNet
 from .objectives import TARGETS, WEIGHTINGS
 from .runtime import PRECISIONS, ROOT, check_device_name
 from .samplers import SAMPLERS
+from .timesteps import KINDS as T_SAMPLINGS
 
 #: UNet arguments a config does not set in ``model``: the data fixes the first two, ``target`` the third.
 MODEL_FIXED = ("in_channels", "image_size", "target")
@@ -82,6 +83,8 @@ class TrainConfig(Config):
     term of the x0_eps loss) go to :func:`dlib.objectives.loss`. ``t_min``: timesteps are drawn
     uniformly from t_min..T (default 1: all of them); DAED's generator, which the bound only asks
     for above the switching step t_s, trains with t_min = t_s + 1 (chapter "daed", eq-daed-bound).
+    ``t_sampling``: ``"uniform"`` (as above) or ``"logsnr_normal"``: log SNR ~ N(``t_logsnr_mean``,
+    ``t_logsnr_std``^2), sent to the nearest step of t_min..T (:func:`dlib.timesteps.probabilities`).
     ``lr_schedule``: after ``warmup`` steps of linear warm-up, ``"constant"`` keeps ``lr``;
     ``"cosine"`` decays it to 0 along a half cosine over the run -- over ``steps``, or over the
     wall-clock budget when ``minutes`` is set. ``minutes``: a wall-clock budget for the whole run
@@ -108,6 +111,9 @@ class TrainConfig(Config):
     joint_gamma: float = number(0.0, low=0)
     snr_gamma: float = number(5.0, low=0, low_open=True)
     t_min: int = number(1, low=1)
+    t_sampling: str = choice("uniform", T_SAMPLINGS)
+    t_logsnr_mean: float = number(2.4)
+    t_logsnr_std: float = number(2.4, low=0, low_open=True)
     data: dict = field(default_factory=lambda: {"name": "mnist"})
     batch_size: int = number(128, low=1)
     lr: float = number(5e-4, low=0, low_open=True)

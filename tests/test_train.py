@@ -196,10 +196,11 @@ def test_every_field_is_checked(field, bad, good):
 
 
 def test_choices_come_from_their_modules():
-    from dlib import objectives, samplers
+    from dlib import objectives, samplers, timesteps
 
     names = {f.name: f for f in dataclasses.fields(TrainConfig)}
     assert names["target"].metadata["options"] == objectives.TARGETS
+    assert names["t_sampling"].metadata["options"] == timesteps.KINDS
     assert names["weighting"].metadata["options"] == objectives.WEIGHTINGS
     assert names["sampler"].metadata["options"] == samplers.SAMPLERS
 
@@ -433,3 +434,22 @@ def test_t_min_restricts_the_training_timesteps_and_is_checked(tmp_path, monkeyp
     assert torch.cat(seen).min() < 40
     with pytest.raises(ValueError, match="t_min must lie in 1..T = 1..50"):
         _tiny(t_min=51)
+
+
+def test_the_log_snr_law_reaches_the_loop_and_is_checked(tmp_path, monkeypatch):
+    seen = []
+    real_q_sample = training.q_sample
+
+    def recording(schedule, x0, t, eps):
+        seen.append(t.clone())
+        return real_q_sample(schedule, x0, t, eps)
+
+    monkeypatch.setattr(training, "q_sample", recording)
+    cfg = _tiny(t_sampling="logsnr_normal", t_logsnr_mean=8.0, t_logsnr_std=0.5, steps=4)   # log SNR 8: t near 1
+    training.train(cfg, tmp_path / "run", progress=False)
+    drawn = torch.cat(seen)
+    assert drawn.max() <= 3 and drawn.min() >= 1
+    with pytest.raises(ConfigError, match="t_sampling"):
+        _tiny(t_sampling="edm")
+    with pytest.raises(ConfigError, match="t_logsnr_std"):
+        _tiny(t_logsnr_std=0.0)
