@@ -417,7 +417,8 @@ def test_learning_rate_schedules():
         _tiny(minutes=0)
 
 
-def test_t_min_restricts_the_training_timesteps_and_is_checked(tmp_path, monkeypatch):
+def _drawn_timesteps(cfg, out, monkeypatch):
+    """Every t the training loop drew while training ``cfg`` into ``out`` (recorded at q_sample)."""
     seen = []
     real_q_sample = training.q_sample
 
@@ -426,28 +427,23 @@ def test_t_min_restricts_the_training_timesteps_and_is_checked(tmp_path, monkeyp
         return real_q_sample(schedule, x0, t, eps)
 
     monkeypatch.setattr(training, "q_sample", recording)
-    training.train(_tiny(t_min=40, steps=4), tmp_path / "run", progress=False)
-    drawn = torch.cat(seen)
+    training.train(cfg, out, progress=False)
+    monkeypatch.undo()
+    return torch.cat(seen)
+
+
+def test_t_min_restricts_the_training_timesteps_and_is_checked(tmp_path, monkeypatch):
+    drawn = _drawn_timesteps(_tiny(t_min=40, steps=4), tmp_path / "run", monkeypatch)
     assert drawn.min() >= 40 and drawn.max() <= 50 and len(drawn.unique()) > 1
-    seen.clear()
-    training.train(_tiny(steps=4), tmp_path / "all", progress=False)     # the default draws from 1..T
-    assert torch.cat(seen).min() < 40
+    drawn = _drawn_timesteps(_tiny(steps=4), tmp_path / "all", monkeypatch)    # the default draws from 1..T
+    assert drawn.min() < 40
     with pytest.raises(ValueError, match="t_min must lie in 1..T = 1..50"):
         _tiny(t_min=51)
 
 
 def test_the_log_snr_law_reaches_the_loop_and_is_checked(tmp_path, monkeypatch):
-    seen = []
-    real_q_sample = training.q_sample
-
-    def recording(schedule, x0, t, eps):
-        seen.append(t.clone())
-        return real_q_sample(schedule, x0, t, eps)
-
-    monkeypatch.setattr(training, "q_sample", recording)
     cfg = _tiny(t_sampling="logsnr_normal", t_logsnr_mean=8.0, t_logsnr_std=0.5, steps=4)   # log SNR 8: t near 1
-    training.train(cfg, tmp_path / "run", progress=False)
-    drawn = torch.cat(seen)
+    drawn = _drawn_timesteps(cfg, tmp_path / "run", monkeypatch)
     assert drawn.max() <= 3 and drawn.min() >= 1
     with pytest.raises(ConfigError, match="t_sampling"):
         _tiny(t_sampling="edm")
