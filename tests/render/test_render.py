@@ -265,7 +265,11 @@ def test_wide_equation_check_fails_on_injected_fault(server, browser):
 def test_wide_equation_scroll_bar_is_drawn_even_with_overlay_scroll_bars(server):
     # With overlay scroll bars (macOS, phones) the theme's own scroll box draws no bar until the
     # reader scrolls, so a wide equation looks cut off: the fault math.css removes. Show both.
-    for driver in _chromium("--enable-features=OverlayScrollbar"):
+    # Chromium 156 ignores --enable-features=OverlayScrollbar; its mobile emulation (DevTools protocol)
+    # still switches to overlay scroll bars, as a phone shows them.
+    for driver in _chromium():
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1280, "height": 2000, "deviceScaleFactor": 1, "mobile": True})
         driver.get(server + "book/forward.html")
         assert _wait_for_mathjax(driver) == "ok"
         _inject_equations(driver)
