@@ -362,16 +362,16 @@ def main(argv=None):
                  f"{', '.join(f'{v:.3f}' for v in base_fid)}); real digits' classifier-IS "
                  f"{points[0]['classifier-is-reference']:.2f})")
     print("\n" + "\n".join(table) + f"\nwritten to {out}")
-    write_readme(out, report, table)
+    write_readme(out, report, table, argv if argv is not None else sys.argv[1:])
 
 
-def write_readme(out: Path, report: dict, table: list) -> None:
+def write_readme(out: Path, report: dict, table: list, argv: list) -> None:
     """README.md beside the JSON: the command, the conditions and the printed table, nothing typed by hand."""
     hw = report["hardware"]
     hw = f"{hw['cpu']} ({hw['cpu_count']} cores, {'with' if hw['fast_bf16'] else 'without'} bf16 units), {hw['platform']}"
     lines = ["# Quality per training minute: dlib's fast recipe against the diffusers recipe",
              "", "Written by `benchmarks/quality_per_minute.py` (its docstring says what is measured). Command:", "",
-             f"    OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} python " + shlex.join(["benchmarks/quality_per_minute.py"] + sys.argv[1:]), "",
+             f"    OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} python " + shlex.join(["benchmarks/quality_per_minute.py", *argv]), "",
              f"Machine: {hw}; {report['threads']} torch threads, {report['precision']}; torch {report['torch']}, "
              f"diffusers {report['diffusers']}; git {report.get('git', {}).get('commit', '?')}. "
              f"Data: {report['data']}. Parameters: dlib {report['parameters']['dlib']:,}, "

@@ -49,8 +49,7 @@ def probabilities(s: Schedule, kind: str = "uniform", mean: float = 2.4, std: fl
         raise ValueError(f"std (of log SNR) must be positive and finite, got {std!r}")
     if not math.isfinite(mean):
         raise ValueError(f"mean (of log SNR) must be finite, got {mean!r}")
-    alpha_bar = s.alpha_bars[t_min:].double()
-    log_snr = (torch.log(alpha_bar) - torch.log1p(-alpha_bar)).clamp(-40.0, 40.0)   # decreasing in t
+    log_snr = s.log_snr(torch.arange(t_min, T + 1)).clamp(-40.0, 40.0)   # decreasing in t
     mid = (log_snr[:-1] + log_snr[1:]) / 2
     inf = torch.tensor([math.inf], dtype=torch.float64)
     upper, lower = torch.cat([inf, mid]), torch.cat([mid, -inf])
