@@ -50,17 +50,21 @@ class ResBlock(nn.Module):
     """Residual block: x + conv(act(norm(conv(act(norm(x))) + shift(t_emb)))).
 
     Shapes: x (B, in_channels, H, W), t_emb (B, time_dim) or None -> (B, out_channels, H, W).
-    With ``time_dim=None`` the block has no time input (denoising auto-encoder).
+    With ``time_dim=None`` the block has no time input (denoising auto-encoder). With
+    ``scale_shift=True`` the time embedding gives a per-channel scale as well as a shift, applied
+    after the second norm: norm(h) (1 + scale(t_emb)) + shift(t_emb) (Dhariwal & Nichol 2021's
+    adaptive group norm).
     """
 
     def __init__(self, in_channels: int, out_channels: int, time_dim: int | None, dropout: float = 0.0,
-                 groups: int = 8):
+                 groups: int = 8, scale_shift: bool = False):
         super().__init__()
         _check_groups(in_channels, groups)
         _check_groups(out_channels, groups)
         self.norm1 = nn.GroupNorm(groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time = nn.Linear(time_dim, out_channels) if time_dim is not None else None
+        self.scale_shift = scale_shift and time_dim is not None
+        self.time = nn.Linear(time_dim, (2 if self.scale_shift else 1) * out_channels) if time_dim is not None else None
         self.norm2 = nn.GroupNorm(groups, out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
@@ -70,9 +74,14 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, t_emb: Tensor | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        if self.time is not None:
-            h = h + self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        if self.scale_shift:
+            scale, shift = self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype).chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            if self.time is not None:
+                h = h + self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype)
+            h = self.norm2(h)
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dlib.nets import DenoisingAutoencoder, UNet, build, level_sizes
-from dlib.nn_blocks import Downsample, SelfAttention, Upsample, timestep_embedding
+from dlib.nn_blocks import Downsample, ResBlock, SelfAttention, Upsample, timestep_embedding
 
 
 def _randomize(model, seed=0):
@@ -146,7 +147,67 @@ def test_forward_errors(call, match):
         call(UNet(base_channels=16))
 
 
+def _fold(x, p):
+    """(B, C, H, W) -> (B, C p^2, H/p, W/p), channel c p^2 + i p + j holding pixel (i, j) of each patch."""
+    B, C, H, W = x.shape
+    return x.reshape(B, C, H // p, p, W // p, p).permute(0, 1, 3, 5, 2, 4).reshape(B, C * p * p, H // p, W // p)
+
+
+def _unfold(h, p):
+    """The inverse of _fold."""
+    B, Cp, h_, w_ = h.shape
+    C = Cp // (p * p)
+    return h.reshape(B, C, p, p, h_, w_).permute(0, 1, 4, 2, 5, 3).reshape(B, C, h_ * p, w_ * p)
+
+
+@pytest.mark.parametrize("target,channels", [("v", 1), ("x0_eps", 3)])
+def test_patch_size_runs_the_body_on_folded_patches(target, channels):
+    # a patched U-Net is the unpatched body on 14x14 maps of p^2 C channels, between an explicit fold and unfold
+    x, t = torch.randn(2, channels, 28, 28), torch.tensor([4, 700])
+    assert torch.equal(_unfold(_fold(x, 2), 2), x)
+    net = _randomize(UNet(in_channels=channels, base_channels=16, channel_mults=(1, 2), attention_resolutions=(7,),
+                          target=target, patch_size=2))
+    out_channels = 2 * channels if target == "x0_eps" else channels
+    body = UNet(in_channels=4 * channels, out_channels=4 * out_channels, base_channels=16, channel_mults=(1, 2),
+                attention_resolutions=(7,), image_size=14)
+    body.load_state_dict(net.state_dict())
+    out = net(x, t)
+    assert out.shape == (2, out_channels, 28, 28)
+    assert (net.in_channels, net.out_channels, net.image_size) == (channels, out_channels, 28)
+    assert torch.allclose(out, _unfold(body(_fold(x, 2), t), 2), atol=1e-6)
+    twin = build("UNet", json.loads(json.dumps(net.config)))
+    twin.load_state_dict(net.state_dict())
+    assert twin.patch_size == 2 and torch.equal(twin(x, t), out)
+    assert "patch_size" not in UNet(base_channels=16).config  # the configs of earlier checkpoints, unchanged
+
+
+def test_scale_shift_res_block_against_explicit_formula():
+    # h = conv1(silu(norm1(x))); h = norm2(h) (1 + scale) + shift; out = skip(x) + conv2(silu(h))
+    block = _randomize(ResBlock(8, 16, time_dim=12, groups=4, scale_shift=True))
+    x, t_emb = torch.randn(3, 8, 5, 5), torch.randn(3, 12)
+    h = block.conv1(F.silu(F.group_norm(x, 4, block.norm1.weight, block.norm1.bias)))
+    film = F.linear(F.silu(t_emb), block.time.weight, block.time.bias)
+    scale, shift = film[:, :16, None, None], film[:, 16:, None, None]
+    h = F.group_norm(h, 4, block.norm2.weight, block.norm2.bias) * (1 + scale) + shift
+    expected = block.skip(x) + block.conv2(F.silu(h))
+    assert torch.allclose(block(x, t_emb), expected, atol=1e-5)
+    plain = ResBlock(8, 16, time_dim=12, groups=4)
+    assert block.time.out_features == 2 * plain.time.out_features == 32
+
+
+def test_scale_shift_unet_round_trips_and_defaults_off():
+    net = _randomize(UNet(base_channels=16, attention_resolutions=(), target="v", scale_shift=True))
+    twin = build("UNet", json.loads(json.dumps(net.config)))
+    twin.load_state_dict(net.state_dict())
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 900])
+    assert torch.equal(net(x, t), twin(x, t))
+    assert "scale_shift" not in UNet(base_channels=16).config
+    assert not any(b.scale_shift for b in UNet(base_channels=16).modules() if isinstance(b, ResBlock))
+
+
 @pytest.mark.parametrize("kwargs,match", [
+    (dict(patch_size=3), "not divisible by patch_size 3"),
+    (dict(patch_size=0), "patch_size must be a positive int"),
     (dict(attention_resolutions=(8,)), "not feature-map sizes"),
     (dict(base_channels=12), "divisible by groups"),
     (dict(target="noise"), "target"),
