@@ -136,7 +136,9 @@ def _fmt(values) -> str:
 def write_readme(out: Path, res: dict) -> None:
     lines = [f"# Recipe search: {res['minutes']:g} training minutes per cell (written by benchmarks/recipe_search.py)",
              "", "Latest command (each one is in log.txt):", "", f"    {res['command']}", "",
-             f"Base config: `{res['base']}`. Hardware: {res['provenance']['hardware']} "
+             f"Base config: `{res['base']}`" + (" (the copy every cell was trained against is results.json's "
+                                                "`base_config`)" if "base_config" in res else "") +
+             f". Hardware: {res['provenance']['hardware']} "
              f"({res['provenance']['cpu_count']} cores), torch {res['provenance']['versions']['torch']}, "
              f"{res['threads']} threads. Other jobs on the machine: {res['note']}", "",
              f"Each cell: `dlib.train.train` with `minutes={res['minutes']:g}` (the clock counts training steps "
@@ -189,7 +191,11 @@ def main(argv=None) -> int:
     base = load_config(args.base).to_dict()
     command = "OMP_NUM_THREADS={} python benchmarks/recipe_search.py {}".format(
         os.environ.get("OMP_NUM_THREADS", "?"), shlex.join(argv if argv is not None else sys.argv[1:]))
-    res.update(minutes=args.minutes, samples=args.samples, base=args.base, threads=torch.get_num_threads(),
+    if res.get("base_config", base) != base:
+        print(f"error: {path} holds cells trained against another {args.base}; use another --out", file=sys.stderr)
+        return 2
+    res.update(minutes=args.minutes, samples=args.samples, base=args.base, base_config=base,
+               threads=torch.get_num_threads(),
                note=args.note, command=command, provenance=provenance.record(torch.device("cpu")))
     log = (out / "log.txt").open("a")
     say = lambda line: (print(line, flush=True), log.write(line + "\n"), log.flush())  # noqa: E731
