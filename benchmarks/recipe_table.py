@@ -9,15 +9,10 @@ folder share a machine, so compare FIDs within a folder or across folders of the
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
-
-def mean_se(values) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / len(values) ** 0.5:.2f}"
+from recipe_search import _fmt as mean_se  # one formatter for both tables
 
 
 def main(folders) -> int:

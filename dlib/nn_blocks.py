@@ -74,13 +74,12 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, t_emb: Tensor | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
+        emb = self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype) if self.time is not None else None
         if self.scale_shift:
-            scale, shift = self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype).chunk(2, dim=1)
+            scale, shift = emb.chunk(2, dim=1)
             h = self.norm2(h) * (1 + scale) + shift
         else:
-            if self.time is not None:
-                h = h + self.time(F.silu(t_emb))[:, :, None, None].to(h.dtype)
-            h = self.norm2(h)
+            h = self.norm2(h if emb is None else h + emb)
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
