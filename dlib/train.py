@@ -211,7 +211,8 @@ def train(config, out_dir=None, steps: int | None = None, resume: bool = False, 
         ema = build_model(cfg, image_data.shape).to(env.device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.adam_beta2),
+                                      weight_decay=cfg.weight_decay)
         amp_dtype = runtime.autocast_dtype(cfg.precision, env.device)
         scaler = torch.amp.GradScaler(env.device.type) if amp_dtype == torch.float16 else None
         noise = torch.Generator(env.device).manual_seed(cfg.seed + 1)

@@ -85,6 +85,8 @@ class TrainConfig(Config):
     for above the switching step t_s, trains with t_min = t_s + 1 (chapter "daed", eq-daed-bound).
     ``t_sampling``: ``"uniform"`` (as above) or ``"logsnr_normal"``: log SNR ~ N(``t_logsnr_mean``,
     ``t_logsnr_std``^2), sent to the nearest step of t_min..T (:func:`dlib.timesteps.probabilities`).
+    ``adam_beta2``: AdamW's second-moment decay (PyTorch's default 0.999; a shorter memory, 0.99
+    or 0.95, follows the gradient scale faster in runs of a few thousand steps).
     ``lr_schedule``: after ``warmup`` steps of linear warm-up, ``"constant"`` keeps ``lr``;
     ``"cosine"`` decays it to 0 along a half cosine over the run -- over ``steps``, or over the
     wall-clock budget when ``minutes`` is set. ``minutes``: a wall-clock budget for the whole run
@@ -118,6 +120,7 @@ class TrainConfig(Config):
     batch_size: int = number(128, low=1)
     lr: float = number(5e-4, low=0, low_open=True)
     weight_decay: float = number(0.0, low=0)
+    adam_beta2: float = number(0.999, low=0, high=1, high_open=True)
     steps: int = number(5000, low=1)
     warmup: int = number(200, low=0)
     lr_schedule: str = choice("constant", LR_SCHEDULES)

@@ -183,6 +183,7 @@ def test_numbers_as_yaml_writes_them(tmp_path):
 
 @pytest.mark.parametrize("field,bad,good", [
     ("lr", 0.0, 1e-4), ("weight_decay", -1e-3, 0.0), ("ema_decay", 1.0, 0.0), ("ema_decay", 1.5, 0.9999),
+    ("adam_beta2", 1.0, 0.95),
     ("grad_clip", -1.0, 0.0), ("warmup", -1, 0), ("steps", 0, 1), ("batch_size", 0, 1),
     ("joint_gamma", -0.5, 0.0), ("snr_gamma", 0.0, 1.0), ("seed", -1, 0), ("checkpoint_every", -1, 0),
     ("sample_every", -1, 0), ("log_every", -1, 0), ("n_samples", 0, 1), ("sample_steps", 0, 1),
@@ -449,3 +450,17 @@ def test_the_log_snr_law_reaches_the_loop_and_is_checked(tmp_path, monkeypatch):
         _tiny(t_sampling="edm")
     with pytest.raises(ConfigError, match="t_logsnr_std"):
         _tiny(t_logsnr_std=0.0)
+
+
+def test_adam_beta2_sets_the_second_moment_decay(tmp_path):
+    """One step from the same weights and batch: AdamW's v = (1 - beta2) g^2, so v scales with 1 - beta2."""
+    moments = {}
+    for beta2 in (0.999, 0.9):
+        out = tmp_path / str(beta2)
+        training.train(_tiny(steps=1, adam_beta2=beta2), out, progress=False)
+        tensors, meta = checkpoint.read(checkpoint.train_state_path(out / "model.safetensors"))
+        assert meta["optimizer"]["param_groups"][0]["betas"] == [0.9, beta2]
+        moments[beta2] = torch.cat([v.flatten() for k, v in sorted(tensors.items()) if k.endswith(".exp_avg_sq")])
+    big = moments[0.999] > 1e-12
+    torch.testing.assert_close(moments[0.9][big] / moments[0.999][big], torch.full_like(moments[0.9][big], 100.0),
+                               rtol=1e-4, atol=0)
