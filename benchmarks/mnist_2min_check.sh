@@ -12,7 +12,8 @@ out=${2:-benchmarks/results/mnist_2min}
 python=${PYTHON:-python}
 mkdir -p "$runs" "$out"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-echo "# $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $cpu, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}" >> "$out/log.txt"
+bf16=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'amx_bf16|avx512_bf16' | sort -u | xargs)
+echo "# $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $cpu, $(nproc) cores, bf16 flags: ${bf16:-none}, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, commit $(git rev-parse --short HEAD)" >> "$out/log.txt"
 for seed in 0 1 2; do
   start=$(date +%s.%N)
   "$python" -m dlib train configs/mnist_2min.yaml --seed "$seed" --out "$runs/seed$seed" --overwrite --no-progress > "$out/seed${seed}_train.json"
