@@ -33,7 +33,7 @@ from .daed import corrupt, noise_level
 from .nets import DenoisingAutoencoder
 from .run_folder import CHECKPOINT_NAME
 from .runtime import PRECISIONS, ROOT
-from .train import batch_indices, learning_rate, update_ema
+from .train import batch_indices, learning_rate, make_optimizer, update_ema
 
 MODEL_KEYS = ("base_channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout", "groups",
               "attention_heads")
@@ -129,7 +129,7 @@ def train_dae(config, out_dir, resume: bool = False, overwrite: bool = False, se
     model, ema = build(cfg, images.shape).to(dev), build(cfg, images.shape).to(dev)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     amp = runtime.autocast_dtype(cfg.precision, dev)
     if amp == torch.float16:
         raise ValueError("fp16 needs a GradScaler, which the DAE trainer does not keep: use bf16 or fp32")

@@ -118,6 +118,24 @@ def test_ema_update_is_the_convex_combination():
         assert torch.allclose(e, 0.9 * b + 0.1 * p, atol=1e-6)
 
 
+def test_make_optimizer_fuses_on_cpu_and_steps_like_the_reference_adamw():
+    """The fused AdamW that training uses takes the same steps as PyTorch's per-tensor loop."""
+    torch.manual_seed(0)
+    fused_net, loop_net = UNet(base_channels=8, groups=4), UNet(base_channels=8, groups=4)
+    loop_net.load_state_dict(fused_net.state_dict())
+    fused = training.make_optimizer(fused_net, 1e-3, 0.01, beta2=0.95)
+    loop = torch.optim.AdamW(loop_net.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.01, foreach=False)
+    assert fused.param_groups[0]["fused"] and not loop.param_groups[0]["fused"]
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([1, 10, 100, 999])
+    for _ in range(3):
+        for net, opt in ((fused_net, fused), (loop_net, loop)):
+            opt.zero_grad()
+            net(x, t).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(fused_net.parameters(), loop_net.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_config_errors_and_precision():
     with pytest.raises(ValueError, match="unknown training config key \\['lerning_rate'\\]"):
         TrainConfig.from_dict({"lerning_rate": 1.0})
