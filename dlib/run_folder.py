@@ -30,8 +30,7 @@ RESUMABLE_CHANGES = ("steps", "minutes", "out_dir", "checkpoint_every", "sample_
                      "sample_steps", "sampler", "device")
 #: Config keys added after runs were published, with the value every earlier run implicitly had.
 ADDED_KEYS = {"lr_schedule": "constant", "minutes": None, "t_min": 1, "t_sampling": "uniform", "t_logsnr_mean": 2.4,
-              "t_logsnr_std": 2.4,
-              "adam_beta2": 0.999}
+              "t_logsnr_std": 2.4, "adam_beta2": 0.999}
 
 
 def run_files(out: Path) -> list[str]:

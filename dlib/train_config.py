@@ -85,8 +85,9 @@ class TrainConfig(Config):
     for above the switching step t_s, trains with t_min = t_s + 1 (chapter "daed", eq-daed-bound).
     ``t_sampling``: ``"uniform"`` (as above) or ``"logsnr_normal"``: log SNR ~ N(``t_logsnr_mean``,
     ``t_logsnr_std``^2), sent to the nearest step of t_min..T (:func:`dlib.timesteps.probabilities`).
-    ``adam_beta2``: AdamW's second-moment decay (PyTorch's default 0.999; a shorter memory, 0.99
-    or 0.95, follows the gradient scale faster in runs of a few thousand steps).
+    ``adam_beta2``: AdamW's second-moment decay (PyTorch's default 0.999). A shorter memory is a
+    common choice for short runs; in the two-minute MNIST search 0.99 and 0.95 did worse than 0.999
+    (``benchmarks/results/recipe_search_p2_epyc``).
     ``lr_schedule``: after ``warmup`` steps of linear warm-up, ``"constant"`` keeps ``lr``;
     ``"cosine"`` decays it to 0 along a half cosine over the run -- over ``steps``, or over the
     wall-clock budget when ``minutes`` is set. ``minutes``: a wall-clock budget for the whole run
