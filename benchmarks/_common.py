@@ -6,11 +6,14 @@
 base_channels=32 UNet: c = 32, 1,112,801 parameters). ``run_scheduler``: the plain timestep loop
 of a diffusers scheduler around any eps-model. diffusers is imported only when these are called.
 ``environment``: the provenance every benchmark's JSON carries (from :mod:`dlib.provenance`).
+``budget_arguments``: the options of the probes that train a config for a few minutes and score it.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -27,6 +30,15 @@ def environment() -> dict:
                          "fast_bf16": runtime.cpu_has_bf16_units(), "platform": platform.platform(),
                          "python": platform.python_version()},
             "git": provenance.git_state(), "versions": provenance.versions()}
+
+
+def budget_arguments(p: argparse.ArgumentParser, samples: int) -> None:
+    """--base CONFIG, --minutes, --samples (default ``samples``), --threads and --out DIR on ``p``."""
+    p.add_argument("--base", default="configs/mnist_2min.yaml", help="the training config to probe")
+    p.add_argument("--minutes", type=float, default=2.0, help="training budget per run")
+    p.add_argument("--samples", type=int, default=samples, help="DDIM-50 samples scored per row")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--out", type=Path, required=True, help="folder for results.json")
 
 
 def diffusers_unet(block_out_channels, image_size):

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dlib.train as train_module  # noqa: E402
 from dlib import checkpoint, metrics, provenance, samplers  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
+from benchmarks._common import budget_arguments  # noqa: E402
 
 # name -> (decay, with the warm-up min(decay, (1 + s)/(10 + s)) or constant from the first step)
 EXTRA_EMAS = {"warm-up 0.99": (0.99, True), "warm-up 0.9995": (0.9995, True),
@@ -70,12 +71,8 @@ def train_with_extra_emas(cfg) -> tuple[dict, dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--base", default="configs/mnist_2min.yaml")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--minutes", type=float, default=2.0)
-    p.add_argument("--samples", type=int, default=500)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, required=True)
+    budget_arguments(p, samples=500)
+    p.add_argument("--seed", type=int, default=0, help="training seed of the one run")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = dataclasses.replace(load_config(args.base), seed=args.seed, minutes=args.minutes, steps=10**9,

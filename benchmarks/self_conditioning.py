@@ -30,6 +30,7 @@ import dlib.checkpoint  # noqa: E402
 import dlib.train as train_module  # noqa: E402
 from dlib import metrics, provenance, samplers, schedules  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
+from benchmarks._common import budget_arguments  # noqa: E402
 
 METRICS = ("classifier-fid", "classifier-is")
 
@@ -70,12 +71,8 @@ class SelfConditioned(torch.nn.Module):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--base", default="configs/mnist_2min.yaml")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--minutes", type=float, default=2.0)
-    p.add_argument("--samples", type=int, default=300)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, required=True)
+    budget_arguments(p, samples=300)
+    p.add_argument("--seeds", default="0,1", help="training seeds, comma-separated (one run each)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     base = load_config(args.base)
