@@ -34,8 +34,16 @@ class _UNetBody(nn.Module):
 
     def __init__(self, in_channels, out_channels, base_channels, channel_mults, num_res_blocks,
                  attention_resolutions, dropout, groups, image_size, attention_heads, time_dim,
-                 scale_shift: bool = False):
+                 scale_shift: bool = False, decoder_blocks: int | None = None):
         super().__init__()
+        if decoder_blocks is None:
+            decoder_blocks = num_res_blocks + 1
+        if not isinstance(decoder_blocks, int) or isinstance(decoder_blocks, bool) \
+                or not 1 <= decoder_blocks <= num_res_blocks + 1:
+            raise ValueError(f"decoder_blocks must be an int in 1..num_res_blocks + 1 = {num_res_blocks + 1}, "
+                             f"got {decoder_blocks!r}")
+        # each up level is offered num_res_blocks + 1 skips; the ones its blocks do not take are dropped
+        self.skips_dropped = num_res_blocks + 1 - decoder_blocks
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("base_channels", base_channels), ("num_res_blocks", num_res_blocks),
                             ("image_size", image_size), ("groups", groups), ("attention_heads", attention_heads)):
@@ -77,11 +85,12 @@ class _UNetBody(nn.Module):
                                       *attention(ch, sizes[-1]), ResBlock(ch, ch, time_dim, dropout, groups, scale_shift)])
         self.up = nn.ModuleList()
         for level in reversed(range(len(channel_mults))):
-            for _ in range(num_res_blocks + 1):
+            for _ in range(decoder_blocks):
                 out = base_channels * channel_mults[level]
                 block = ResBlock(ch + skip_channels.pop(), out, time_dim, dropout, groups, scale_shift)
                 ch = out
                 self.up.append(TimeSequential([block, *attention(ch, sizes[level])]))
+            del skip_channels[len(skip_channels) - self.skips_dropped:]
             if level > 0:
                 self.up.append(Upsample(ch))
         self.output = nn.Sequential(nn.GroupNorm(groups, ch), nn.SiLU(), nn.Conv2d(ch, out_channels, 3, padding=1))
@@ -107,6 +116,7 @@ class _UNetBody(nn.Module):
         h = self.middle(h, t_emb)
         for layer in self.up:
             if isinstance(layer, Upsample):
+                del skips[len(skips) - self.skips_dropped:]  # the level's skips its blocks did not take
                 h = layer(h, skips[-1].shape[-2:])  # back to the size of the skip it meets next
             else:
                 h = layer(torch.cat([h, skips.pop()], dim=1), t_emb)
@@ -144,7 +154,8 @@ class UNet(_UNetBody):
 
     Downsampling is a stride-2 conv (28 -> 14 -> 7, 7 -> 4 with a fourth level); upsampling is a
     nearest resize to the skip's size, so odd sizes round-trip. Each up level takes
-    num_res_blocks + 1 skips (the DDPM layout of Ho et al. 2020).
+    num_res_blocks + 1 skips (the DDPM layout of Ho et al. 2020) with as many ResBlocks, unless
+    ``decoder_blocks`` says fewer.
 
     Args:
         in_channels: image channels C.
@@ -165,12 +176,17 @@ class UNet(_UNetBody):
             ``image_size`` must be divisible by p.
         scale_shift: the time embedding scales as well as shifts each ResBlock's features
             (:class:`dlib.nn_blocks.ResBlock`); default: a shift only.
+        decoder_blocks: ResBlocks per level on the way up, 1..num_res_blocks + 1 (default
+            num_res_blocks + 1). With k blocks a level takes the k most recent of its skips and drops
+            the others (the level's entry: the input conv's or the downsampling's output), a
+            lighter decoder for CPU budgets.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int | None = None, base_channels: int = 32,
                  channel_mults=(1, 2, 2), num_res_blocks: int = 1, attention_resolutions=(7,),
                  dropout: float = 0.0, groups: int = 8, target: str = "eps", image_size: int = 28,
-                 attention_heads: int = 4, patch_size: int = 1, scale_shift: bool = False):
+                 attention_heads: int = 4, patch_size: int = 1, scale_shift: bool = False,
+                 decoder_blocks: int | None = None):
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if out_channels is None:
@@ -185,7 +201,7 @@ class UNet(_UNetBody):
         p2 = patch_size * patch_size
         super().__init__(p2 * in_channels, p2 * out_channels, base_channels, tuple(channel_mults), num_res_blocks,
                          tuple(attention_resolutions), dropout, groups, image_size // patch_size, attention_heads,
-                         time_dim=4 * base_channels, scale_shift=scale_shift)
+                         time_dim=4 * base_channels, scale_shift=scale_shift, decoder_blocks=decoder_blocks)
         # what callers see (and _check_input checks) is the image, not the folded patches
         self.in_channels, self.out_channels, self.image_size = in_channels, out_channels, image_size
         self.patch_size = patch_size
@@ -201,6 +217,8 @@ class UNet(_UNetBody):
             self.config["patch_size"] = patch_size
         if scale_shift:
             self.config["scale_shift"] = True
+        if decoder_blocks is not None and decoder_blocks != num_res_blocks + 1:
+            self.config["decoder_blocks"] = decoder_blocks
 
     def forward(self, x: Tensor, t) -> Tensor:
         """x: (B, C, H, W); t: (B,) integer or float timesteps (a scalar is broadcast) -> output."""
