@@ -205,6 +205,43 @@ def test_scale_shift_unet_round_trips_and_defaults_off():
     assert not any(b.scale_shift for b in UNet(base_channels=16).modules() if isinstance(b, ResBlock))
 
 
+def test_decoder_blocks_default_is_the_ddpm_layout_and_round_trips():
+    default = UNet(base_channels=16, attention_resolutions=(), num_res_blocks=2)
+    explicit = UNet(base_channels=16, attention_resolutions=(), num_res_blocks=2, decoder_blocks=3)
+    assert "decoder_blocks" not in default.config and "decoder_blocks" not in explicit.config
+    assert default.state_dict().keys() == explicit.state_dict().keys()
+    lite = _randomize(UNet(base_channels=16, attention_resolutions=(), num_res_blocks=2, decoder_blocks=1))
+    assert lite.config["decoder_blocks"] == 1
+    assert sum(isinstance(m, ResBlock) for m in lite.up.modules()) == 3   # one per level of (1, 2, 2)
+    twin = build("UNet", json.loads(json.dumps(lite.config)))
+    twin.load_state_dict(lite.state_dict())
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 900])
+    assert torch.equal(lite(x, t), twin(x, t))
+
+
+@pytest.mark.parametrize("decoder_blocks", [1, 2, 3])
+def test_decoder_blocks_take_the_most_recent_skips_of_their_level(decoder_blocks):
+    """Every up ResBlock's skip half equals the encoder output the layout names (hooks, not _run)."""
+    net = _randomize(UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=2, attention_resolutions=(),
+                          decoder_blocks=decoder_blocks))
+    outputs = {}
+    net.input_conv.register_forward_hook(lambda m, i, o: outputs.__setitem__("in", o))
+    names = ["d0b0", "d0b1", "down0", "d1b0", "d1b1"]   # self.down in order: 2 blocks, downsample, 2 blocks
+    for name, layer in zip(names, net.down):
+        layer.register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
+    taken = []
+    for layer in net.up:
+        if not isinstance(layer, Upsample):
+            layer.register_forward_pre_hook(lambda m, args: taken.append(args[0]))
+    net(torch.randn(2, 1, 28, 28), torch.tensor([5, 700]))
+    # level 1 (deepest) is offered d1b1, d1b0, down0; level 0 is offered d0b1, d0b0, in -- most recent first
+    offered = [["d1b1", "d1b0", "down0"], ["d0b1", "d0b0", "in"]]
+    expected = [outputs[name] for level in offered for name in level[:decoder_blocks]]
+    assert len(taken) == len(expected) == 2 * decoder_blocks
+    for cat_input, skip in zip(taken, expected):
+        assert torch.equal(cat_input[:, -skip.shape[1]:], skip)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(patch_size=3), "not divisible by patch_size 3"),
     (dict(patch_size=0), "patch_size must be a positive int"),
@@ -213,6 +250,8 @@ def test_scale_shift_unet_round_trips_and_defaults_off():
     (dict(target="noise"), "target"),
     (dict(target="x0_eps", out_channels=1), "2 \\* in_channels"),
     (dict(channel_mults=()), "channel_mults"),
+    (dict(decoder_blocks=0), "decoder_blocks must be an int in 1..num_res_blocks \\+ 1 = 2"),
+    (dict(decoder_blocks=3), "decoder_blocks must be"),
 ])
 def test_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
