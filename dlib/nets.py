@@ -36,6 +36,11 @@ class _UNetBody(nn.Module):
                  attention_resolutions, dropout, groups, image_size, attention_heads, time_dim,
                  scale_shift: bool = False, decoder_blocks: int | None = None):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("base_channels", base_channels), ("num_res_blocks", num_res_blocks),
+                            ("image_size", image_size), ("groups", groups), ("attention_heads", attention_heads)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if decoder_blocks is None:
             decoder_blocks = num_res_blocks + 1
         if not isinstance(decoder_blocks, int) or isinstance(decoder_blocks, bool) \
@@ -44,11 +49,6 @@ class _UNetBody(nn.Module):
                              f"got {decoder_blocks!r}")
         # each up level is offered num_res_blocks + 1 skips; the ones its blocks do not take are dropped
         self.skips_dropped = num_res_blocks + 1 - decoder_blocks
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("base_channels", base_channels), ("num_res_blocks", num_res_blocks),
-                            ("image_size", image_size), ("groups", groups), ("attention_heads", attention_heads)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not channel_mults or any(not isinstance(m, int) or m < 1 for m in channel_mults):
             raise ValueError(f"channel_mults must be a non-empty list of positive ints, got {channel_mults!r}")
         if not 0.0 <= dropout < 1.0:
@@ -178,8 +178,9 @@ class UNet(_UNetBody):
             (:class:`dlib.nn_blocks.ResBlock`); default: a shift only.
         decoder_blocks: ResBlocks per level on the way up, 1..num_res_blocks + 1 (default
             num_res_blocks + 1). With k blocks a level takes the k most recent of its skips and drops
-            the others (the level's entry: the input conv's or the downsampling's output), a
-            lighter decoder for CPU budgets.
+            the others (the level's entry: the input conv's or the downsampling's output). One block
+            per level made the two-minute recipe ~1.4x faster per step but no better in two minutes
+            (benchmarks/results/recipe_search_decoder_epyc).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int | None = None, base_channels: int = 32,
