@@ -6,7 +6,9 @@
 base_channels=32 UNet: c = 32, 1,112,801 parameters). ``run_scheduler``: the plain timestep loop
 of a diffusers scheduler around any eps-model. diffusers is imported only when these are called.
 ``environment``: the provenance every benchmark's JSON carries (from :mod:`dlib.provenance`).
-``budget_arguments``: the options of the probes that train a config for a few minutes and score it.
+``budget_arguments``: the options of the probes that train a config for a few minutes and score it;
+``score_weights``: how every such probe and the recipe search score a set of weights (one place, so
+their rows compare).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from dlib import provenance, runtime
+from dlib import metrics, provenance, runtime, samplers
 
 
 def environment() -> dict:
@@ -39,6 +41,18 @@ def budget_arguments(p: argparse.ArgumentParser, samples: int) -> None:
     p.add_argument("--samples", type=int, default=samples, help="DDIM-50 samples scored per row")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--out", type=Path, required=True, help="folder for results.json")
+
+
+METRICS = ("classifier-fid", "classifier-is")
+REFERENCE = "mnist-test"
+
+
+def score_weights(model, schedule, n: int, clip_x0: float | None = None) -> dict:
+    """``n`` DDIM-50 samples of ``model`` (eta 0, seed 1000, bf16 where the CPU computes it natively)
+    scored by :data:`METRICS` against the held-out digits; returns ``dlib.metrics.evaluate``'s dict."""
+    x = samplers.sample(model, schedule, n, sampler="ddim", steps=50, eta=0.0, seed=1000, precision="auto",
+                        clip_x0=clip_x0)
+    return metrics.evaluate(x, METRICS, reference=REFERENCE)
 
 
 def diffusers_unet(block_out_channels, image_size):

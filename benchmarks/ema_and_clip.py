@@ -27,14 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dlib.train as train_module  # noqa: E402
-from dlib import checkpoint, metrics, provenance, samplers  # noqa: E402
+from dlib import checkpoint, metrics, provenance  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
-from benchmarks._common import budget_arguments  # noqa: E402
+from benchmarks._common import METRICS, REFERENCE, budget_arguments, score_weights  # noqa: E402
 
 # name -> (decay, with the warm-up min(decay, (1 + s)/(10 + s)) or constant from the first step)
 EXTRA_EMAS = {"warm-up 0.99": (0.99, True), "warm-up 0.9995": (0.9995, True),
               "constant 0.99": (0.99, False), "constant 0.995": (0.995, False), "constant 0.998": (0.998, False)}
-METRICS = ("classifier-fid", "classifier-is")
 
 
 def train_with_extra_emas(cfg) -> tuple[dict, dict]:
@@ -81,13 +80,11 @@ def main(argv=None) -> int:
     rows = []
     for name, net in nets.items():
         for clip in (None, 1.0):
-            x = samplers.sample(net, summary["schedule"], args.samples, sampler="ddim", steps=50, eta=0.0,
-                                seed=1000, precision="auto", clip_x0=clip)
-            scores = metrics.evaluate(x, METRICS, reference="mnist-test")
+            scores = score_weights(net, summary["schedule"], args.samples, clip_x0=clip)
             rows.append({"weights": name, "clip_x0": clip, **{m: round(scores[m], 3) for m in METRICS}})
             print(f"{name:24s} clip_x0={clip!s:4s}  classifier-FID {rows[-1]['classifier-fid']:.2f}  "
                   f"IS {rows[-1]['classifier-is']:.2f}", flush=True)
-    real = metrics.real_vs_real(args.samples, metrics=METRICS, reference="mnist-test")
+    real = metrics.real_vs_real(args.samples, metrics=METRICS, reference=REFERENCE)
     print(f"real held-out vs real training digits at {args.samples}: classifier-FID {real['classifier-fid']:.2f}, "
           f"IS {real['classifier-is']:.2f}")
     print(f"{summary['steps']} steps at {summary['images_per_s']:.0f} img/s ({summary['precision']}), "

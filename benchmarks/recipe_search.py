@@ -36,13 +36,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dlib import checkpoint, metrics, provenance, samplers, schedules  # noqa: E402
+from dlib import checkpoint, metrics, provenance, schedules  # noqa: E402
 from dlib.runtime import ROOT, autocast_dtype  # noqa: E402
 from dlib.train import build_model, train  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
+from benchmarks._common import METRICS, REFERENCE, score_weights  # noqa: E402
 
-METRICS = ("classifier-fid", "classifier-is")
-REFERENCE = "mnist-test"
 NEVER = 10**9
 
 
@@ -74,9 +73,7 @@ def run_cell(cfg_dict: dict, minutes: float, samples: int, seed: int) -> dict:
         wall = time.perf_counter() - begin
         model, schedule = checkpoint.load_pipeline(Path(out) / "model.safetensors")
     start = time.perf_counter()
-    x = samplers.sample(model, schedule, samples, sampler="ddim", steps=50, eta=0.0, seed=1000,
-                        precision="auto")
-    result = metrics.evaluate(x, METRICS, reference=REFERENCE)
+    result = score_weights(model, schedule, samples)
     return {"steps": summary["steps"], "images_per_s": round(summary["images_per_s"], 1),
             "train_seconds": round(summary["elapsed_seconds"], 1), "command_seconds": round(wall, 1),
             "final_loss": summary["final_loss"], "parameters": summary["parameters"],

@@ -28,11 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dlib.checkpoint  # noqa: E402
 import dlib.train as train_module  # noqa: E402
-from dlib import metrics, provenance, samplers, schedules  # noqa: E402
+from dlib import provenance, schedules  # noqa: E402
 from dlib.train_config import load_config  # noqa: E402
-from benchmarks._common import budget_arguments  # noqa: E402
+from benchmarks._common import METRICS, budget_arguments, score_weights  # noqa: E402
 
-METRICS = ("classifier-fid", "classifier-is")
 
 
 class SelfConditioned(torch.nn.Module):
@@ -92,9 +91,7 @@ def main(argv=None) -> int:
             summary = train_module.train(base.replace(seed=seed), out_dir=out, progress=False,
                                          callback=lambda step, loss, ema: last.update(ema=ema))
         ema = last["ema"].eval()
-        x = samplers.sample(ema, schedule, args.samples, sampler="ddim", steps=50, eta=0.0, seed=1000,
-                            precision="auto")
-        scores = metrics.evaluate(x, METRICS, reference="mnist-test")
+        scores = score_weights(ema, schedule, args.samples)
         rows.append({"seed": seed, "steps": summary["steps"], "images_per_s": round(summary["images_per_s"], 1),
                      **{m: round(scores[m], 3) for m in METRICS}})
         print(f"self-conditioning seed {seed}: {summary['steps']} steps at {summary['images_per_s']:.0f} img/s "
